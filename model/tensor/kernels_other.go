@@ -1,0 +1,13 @@
+//go:build !amd64 || purego
+
+package tensor
+
+const hasAVX512 = false
+
+func dot(a, b []float32) float32 { return dotGo(a, b) }
+
+func axpy(alpha float32, x, y []float32) { axpyGo(alpha, x, y) }
+
+func matmulTiles(out, x []float32, w Matrix, t, lo, hi int) {
+	matmulRowsGo(out, x, w, t, lo, hi)
+}

@@ -1,0 +1,7 @@
+//go:build !amd64 || purego
+
+package tensor
+
+import "testing"
+
+func setAsm(t *testing.T, on bool) {}
