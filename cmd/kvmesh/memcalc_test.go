@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/model/preset"
 )
 
@@ -95,6 +96,30 @@ func TestMemcalcPaged(t *testing.T) {
 		}
 		if p.UnusedPerSeq >= tt.block {
 			t.Errorf("%d tokens, block %d: %d unused slots, want < block size", tt.tokens, tt.block, p.UnusedPerSeq)
+		}
+	}
+}
+
+// TestMemcalcAgreesWithBlocks checks memcalc's arithmetic against the bytes the paged cache
+// really allocates per block, for every preset, storage type and a few block sizes.
+func TestMemcalcAgreesWithBlocks(t *testing.T) {
+	for _, p := range preset.All() {
+		s := shapeOf(p)
+		for _, d := range kvDtypes {
+			bd, err := blocks.ParseDType(d.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, bs := range []int64{1, 16, 32} {
+				pg, err := memcalcPaged(s, d, 100, 3, bs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := blocks.Shape{Layers: p.Layers, KVHeads: p.KVHeads, HeadSize: p.HeadSize(), BlockSize: int(bs)}.BlockBytes(bd)
+				if pg.BlockBytes != int64(want) {
+					t.Errorf("%s %s block %d: memcalc %d bytes per block, blocks allocates %d", p.Name, d.name, bs, pg.BlockBytes, want)
+				}
+			}
 		}
 	}
 }
