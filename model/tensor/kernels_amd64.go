@@ -13,13 +13,9 @@ var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL
 // j < C. Leading dimensions are in elements.
 type tileFunc func(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
-// f32Tiles[R][C] is the AVX-512 kernel for an R x C tile.
-var f32Tiles = [maxTileR + 1][maxTileC + 1]tileFunc{
-	1: {1: tileF32R1C1, 2: tileF32R1C2, 3: tileF32R1C3, 4: tileF32R1C4, 5: tileF32R1C5, 6: tileF32R1C6},
-	2: {1: tileF32R2C1, 2: tileF32R2C2, 3: tileF32R2C3, 4: tileF32R2C4, 5: tileF32R2C5, 6: tileF32R2C6},
-	3: {1: tileF32R3C1, 2: tileF32R3C2, 3: tileF32R3C3, 4: tileF32R3C4, 5: tileF32R3C5, 6: tileF32R3C6},
-	4: {1: tileF32R4C1, 2: tileF32R4C2, 3: tileF32R4C3, 4: tileF32R4C4, 5: tileF32R4C5, 6: tileF32R4C6},
-}
+// tileQ8Func is tileFunc for int8 weights in groups of gs (a multiple of 16) with one
+// scale per group: out[j*ldo+i] = Σ_{g<groups} s[i*lds+g]·Σ_{l in g} w[i*ldw+l]·x[j*ldx+l].
+type tileQ8Func func(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 func dot(a, b []float32) float32 {
 	if !hasAVX512 || len(a) == 0 {
@@ -47,15 +43,29 @@ func matmulTiles(out, x []float32, w Matrix, t, lo, hi int) {
 		return
 	}
 	k, n := w.Cols, w.Rows
-	ntiles := (t + maxTileC - 1) / maxTileC
 	for i := lo; i < hi; i += maxTileR {
 		r := min(maxTileR, hi-i)
 		wp := &w.F32[i*k]
-		for j, tile := 0, 0; j < t; tile++ {
-			// Spread t tokens evenly over ntiles tiles of at most maxTileC.
-			c := (t - j + (ntiles - tile) - 1) / (ntiles - tile)
+		for j, c := range tokenTiles(t, maxTileC) {
 			f32Tiles[r][c](wp, k, &x[j*k], k, k, &out[j*n+i], n)
-			j += c
+		}
+	}
+}
+
+// matmulQ8Tiles is matmulTiles for Q8 weights whose group size is a multiple of 16.
+func matmulQ8Tiles(out, x []float32, w Matrix, t, lo, hi int) {
+	gs := w.GroupSize
+	if !hasAVX512 || gs%16 != 0 {
+		matmulQ8Range(out, x, w, t, lo, hi)
+		return
+	}
+	k, n := w.Cols, w.Rows
+	groups := k / gs
+	for i := lo; i < hi; i += maxTileR {
+		r := min(maxTileR, hi-i)
+		wp, sp := &w.Q8[i*k], &w.Scales[i*groups]
+		for j, c := range tokenTiles(t, maxQ8TileC) {
+			q8Tiles[r][c](wp, k, &x[j*k], k, groups, gs, &out[j*n+i], n, sp, groups)
 		}
 	}
 }

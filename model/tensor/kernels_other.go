@@ -11,3 +11,7 @@ func axpy(alpha float32, x, y []float32) { axpyGo(alpha, x, y) }
 func matmulTiles(out, x []float32, w Matrix, t, lo, hi int) {
 	matmulRowsGo(out, x, w, t, lo, hi)
 }
+
+func matmulQ8Tiles(out, x []float32, w Matrix, t, lo, hi int) {
+	matmulQ8Range(out, x, w, t, lo, hi)
+}

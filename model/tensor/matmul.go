@@ -1,13 +1,33 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+	"iter"
+)
 
 // Tile sizes of the blocked kernels: a tile keeps maxTileR x maxTileC accumulators
 // (24 of the 32 ZMM registers) and reads maxTileR weight rows once per tile of tokens.
+// Q8 tiles keep a second set of accumulators per group, so they take fewer tokens.
 const (
-	maxTileR = 4
-	maxTileC = 6
+	maxTileR   = 4
+	maxTileC   = 6
+	maxQ8TileC = 3
 )
+
+// tokenTiles yields (first token, tile width) for t tokens cut into the fewest tiles of at
+// most maxC, spread evenly (32 tokens in tiles of 6 become 6, 6, 5, 5, 5, 5).
+func tokenTiles(t, maxC int) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		ntiles := (t + maxC - 1) / maxC
+		for j, tile := 0, 0; j < t; tile++ {
+			c := (t - j + (ntiles - tile) - 1) / (ntiles - tile)
+			if !yield(j, c) {
+				return
+			}
+			j += c
+		}
+	}
+}
 
 // MatMulRef is the readable single-threaded oracle of MatMul: one sequential fp32 dot
 // product per output element, Q8 weights accumulated per group then scaled.
@@ -81,7 +101,7 @@ func matmulRange(out, x []float32, w Matrix, t, lo, hi int) {
 		return
 	}
 	if w.GroupSize > 0 {
-		matmulQ8Range(out, x, w, t, lo, hi)
+		matmulQ8Tiles(out, x, w, t, lo, hi)
 		return
 	}
 	matmulTiles(out, x, w, t, lo, hi)
