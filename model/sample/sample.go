@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"slices"
 )
 
 // Params are the sampling settings of one request.
@@ -154,24 +153,53 @@ func (s *Sampler) sampleTopP(probs []float32, topp, coin float32) int {
 	if len(cand) == 0 { // only with NaN probabilities
 		return Argmax(probs)
 	}
-	slices.SortFunc(cand, byProbDesc)
 
+	// Take candidates in order until the cumulative probability exceeds topp. Instead of
+	// sorting all of them (run.c's qsort), pop them from a heap: the same order (byProbDesc
+	// is total), but O(n0 + m log n0) for a nucleus of m, usually far smaller than n0.
+	// Popped candidates collect at the end of cand, the first at cand[len(cand)-1].
+	n0 := len(cand)
+	for i := n0/2 - 1; i >= 0; i-- {
+		siftDown(cand, i)
+	}
 	var cum float32
-	last := len(cand) - 1 // if rounding keeps the sum at or below topp, use all
-	for i, c := range cand {
-		cum += c.prob
+	end := n0 // cand[:end] is the heap, cand[end:] the nucleus so far, reversed
+	for end > 0 {
+		end--
+		cand[0], cand[end] = cand[end], cand[0]
+		siftDown(cand[:end], 0)
+		cum += cand[end].prob
 		if cum > topp {
-			last = i
 			break
 		}
-	}
+	} // if rounding keeps the sum at or below topp, every candidate is in the nucleus
+
 	r := coin * cum
 	var cdf float32
-	for _, c := range cand[:last+1] {
-		cdf += c.prob
+	for i := n0 - 1; i >= end; i-- {
+		cdf += cand[i].prob
 		if r < cdf {
-			return int(c.index)
+			return int(cand[i].index)
 		}
 	}
-	return int(cand[last].index)
+	return int(cand[end].index)
+}
+
+// siftDown restores the heap property of h (the first in byProbDesc order at the root)
+// below node i.
+func siftDown(h []probIndex, i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && byProbDesc(h[c+1], h[c]) < 0 {
+			c++
+		}
+		if byProbDesc(h[c], h[i]) >= 0 {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
