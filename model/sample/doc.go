@@ -17,8 +17,9 @@
 //     r = coin*cumprob).
 //   - Determinism where run.c is not. run.c sorts nucleus candidates with qsort, which is not
 //     guaranteed stable, so candidates with exactly equal probabilities may come in any
-//     order. Sample sorts by probability descending, then index ascending: a total order,
-//     so the result never depends on the sort algorithm. glibc's qsort is a merge sort in
+//     order. Sample orders them by probability descending, then index ascending: a total
+//     order, so the result never depends on the selection algorithm (Sample pops the
+//     nucleus from a heap rather than sorting every candidate). glibc's qsort is a merge sort in
 //     most releases, which keeps equal elements in index order, so the two agree there.
 //   - Seed 0. run.c replaces seed 0 by the time of day; xorshift from state 0 would stay 0
 //     forever. Here seed 0 means DefaultSeed, so a request without a seed still samples,

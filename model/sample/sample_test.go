@@ -251,6 +251,25 @@ func TestMatchesNaiveRunC(t *testing.T) {
 	}
 }
 
+func TestTiesMatchNaiveRunC(t *testing.T) {
+	// Logits from a few values give many exactly equal probabilities; the stable sort of
+	// the naive transcription keeps them in index order, as Sample's total order does.
+	rng := rand.New(rand.NewPCG(9, 10))
+	for trial := range 300 {
+		vocab := 2 + rng.IntN(300)
+		logits := make([]float32, vocab)
+		for i := range logits {
+			logits[i] = float32(rng.IntN(3))
+		}
+		p := Params{Temperature: 1, TopP: []float32{0.1, 0.5, 0.9, 0.99}[rng.IntN(4)], Seed: rng.Uint64()}
+		k := rng.IntN(1000)
+		got := New(vocab).Sample(slices.Clone(logits), p, k)
+		if want := naiveRunC(slices.Clone(logits), p, Coin(p.Seed, k)); got != want {
+			t.Fatalf("trial %d (vocab %d, %+v, k %d): Sample = %d, naive run.c = %d", trial, vocab, p, k, got, want)
+		}
+	}
+}
+
 func TestPositionPure(t *testing.T) {
 	// The token for draw k depends on (logits, params, k) only: sampling the draws in a
 	// shuffled order with another Sampler gives the same tokens.
