@@ -393,6 +393,9 @@ func printMemReport(w io.Writer, r memReport) {
 	s := r.Model
 	fmt.Fprintf(w, "%s: %d layers, %d query heads, %d KV heads (%s), head size %d, context %d\n",
 		s.Name, s.Layers, s.Heads, s.KVHeads, r.Attention, s.HeadSize, s.Context)
+	if r.Tokens > s.Context {
+		fmt.Fprintf(w, "note: %d tokens per sequence exceed the model's context of %d\n", r.Tokens, s.Context)
+	}
 	fmt.Fprintf(w, "storage %s: %s per element", r.Dtype, byteCount(r.ElementBytes))
 	if r.ScaleBytes > 0 {
 		fmt.Fprintf(w, ", plus one fp32 scale per token per KV head per layer, for K and for V")
@@ -407,7 +410,7 @@ func printMemReport(w io.Writer, r memReport) {
 			s.Layers, s.KVHeads, r.Tokens, r.Batch, r.ScaleBytes)
 		fmt.Fprintf(w, "         = %s + %s bytes\n", commas(r.Size.Data), commas(r.Size.Scales))
 	}
-	fmt.Fprintf(w, "         = %s bytes = %s GiB\n", commas(r.Size.Total), trimFloat(r.GiB))
+	fmt.Fprintf(w, "         = %s bytes = %.6g GiB\n", commas(r.Size.Total), r.GiB)
 	fmt.Fprintf(w, "per token of one sequence: %s bytes (%s)\n\n", commas(r.PerToken.Total), humanBytes(r.PerToken.Total))
 
 	fmt.Fprintf(w, "%s by tokens per sequence and batch:\n", r.Dtype)
@@ -452,7 +455,7 @@ func printMemReport(w io.Writer, r memReport) {
 		r.Tokens, p.BlocksPerSeq, p.SlotsPerSeq, p.UnusedPerSeq, p.BlockSize)
 	fmt.Fprintf(w, "  paged:      %d × %d blocks × %s = %s bytes (%s)\n",
 		r.Batch, p.BlocksPerSeq, commas(p.BlockBytes), commas(p.PagedBytes), humanBytes(p.PagedBytes))
-	fmt.Fprintf(w, "  contiguous: %d × %d tokens reserved = %s bytes (%s), %.1f× the paged size\n",
+	fmt.Fprintf(w, "  contiguous: %d × %d tokens reserved = %s bytes (%s), %.2f× the paged size\n",
 		r.Batch, p.ContiguousTokens, commas(p.ContiguousBytes), humanBytes(p.ContiguousBytes),
 		float64(p.ContiguousBytes)/float64(p.PagedBytes))
 }
