@@ -1,0 +1,168 @@
+package swap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func TestMaxBytes(t *testing.T) {
+	ctx := context.Background()
+	cfg, _ := testConfig(t)
+	m := testMeta(0)
+	per := int64(valueSize(&m, 1000))
+	cfg.MaxBytes = 10 * per
+	s := openTest(t, cfg)
+	for i := range 10 {
+		if err := s.Put(ctx, testKey(i), testMeta(0), testPayload(uint64(i), 1000)); err != nil {
+			t.Fatalf("Put %d under the limit: %v", i, err)
+		}
+	}
+	if err := s.Put(ctx, testKey(10), testMeta(0), testPayload(10, 1000)); !errors.Is(err, ErrFull) {
+		t.Fatalf("Put past MaxBytes: %v, want ErrFull", err)
+	}
+	// Replacing an entry with one of the same size fits.
+	if err := s.Put(ctx, testKey(3), testMeta(0), testPayload(33, 1000)); err != nil {
+		t.Fatalf("replace at the limit: %v", err)
+	}
+	// A batch that does not fit as a whole stores nothing.
+	batch := []Entry{{Key: testKey(20), Payload: []byte("x")}}
+	batch = append(batch, Entry{Key: testKey(21), Meta: testMeta(0), Payload: testPayload(21, 1000)})
+	if err := s.PutBatch(ctx, batch); !errors.Is(err, ErrFull) {
+		t.Fatalf("PutBatch past MaxBytes: %v", err)
+	}
+	if _, _, err := s.Get(ctx, testKey(20), nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("half a batch was written: %v", err)
+	}
+	if st := s.Stats(); st.Full != 2 || st.Entries != 10 || st.StoredBytes != 10*per {
+		t.Errorf("Stats %+v", st)
+	}
+	// After a Delete the space is there again.
+	if err := s.Delete(ctx, testKey(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, testKey(10), testMeta(0), testPayload(10, 1000)); err != nil {
+		t.Fatalf("Put after Delete: %v", err)
+	}
+}
+
+// ENOSPC from the disk (failpoint at the write boundary) maps to ErrFull,
+// writes nothing, and the store keeps working.
+func TestNoSpaceFromDisk(t *testing.T) {
+	ctx := context.Background()
+	cfg, _ := testConfig(t)
+	s := openTest(t, cfg)
+	if err := s.Put(ctx, testKey(1), testMeta(1), []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	s.hooks.beforeWrite = func(k Key, v []byte) error {
+		calls++
+		if calls == 2 { // the second entry of the batch
+			return &os.PathError{Op: "write", Path: cfg.Path, Err: syscall.ENOSPC}
+		}
+		return nil
+	}
+	err := s.PutBatch(ctx, []Entry{{Key: testKey(2), Payload: []byte("a")}, {Key: testKey(3), Payload: []byte("b")}})
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("PutBatch on a full disk: %v, want ErrFull", err)
+	}
+	s.hooks.beforeWrite = nil
+	if _, _, err := s.Get(ctx, testKey(2), nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("first entry of the failed batch: %v, want ErrNotFound", err)
+	}
+	if _, p, err := s.Get(ctx, testKey(1), nil); err != nil || string(p) != "kept" {
+		t.Errorf("earlier entry: %q %v", p, err)
+	}
+	if err := s.Put(ctx, testKey(2), Meta{}, []byte("a")); err != nil {
+		t.Errorf("Put after the disk has room again: %v", err)
+	}
+	if st := s.Stats(); st.Full != 1 || st.Entries != 2 {
+		t.Errorf("Stats %+v", st)
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size bytes in a temp dir, or skips the test
+// when that is not possible (not root, no mount permission).
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// A real full file system: a 1 MiB tmpfs. Puts fail with ErrFull, nothing
+// crashes, Gets still serve, and once entries are deleted Puts succeed
+// again; a reopen sees every entry that was acknowledged.
+func TestFullFilesystem(t *testing.T) {
+	ctx := context.Background()
+	dir := mountTmpfs(t, "1m")
+	cfg, _ := testConfig(t)
+	cfg.Path = filepath.Join(dir, "swap.db")
+	cfg.NoSync = false
+	s := openTest(t, cfg)
+	const blk = 20 << 10 // a stories260K block
+	stored := 0
+	var fullErr error
+	for i := range 200 {
+		err := s.Put(ctx, testKey(i), testMeta(i), testPayload(uint64(i), blk))
+		if err != nil {
+			fullErr = err
+			break
+		}
+		stored++
+	}
+	if !errors.Is(fullErr, ErrFull) {
+		t.Fatalf("after %d blocks on a 1 MiB tmpfs: %v, want ErrFull", stored, fullErr)
+	}
+	t.Logf("stored %d blocks of %d KiB before ErrFull: %v", stored, blk>>10, fullErr)
+	for i := range stored {
+		if _, p, err := s.Get(ctx, testKey(i), nil); err != nil || !bytes.Equal(p, testPayload(uint64(i), blk)) {
+			t.Fatalf("Get %d on a full disk: %v", i, err)
+		}
+	}
+	// Free space inside the file, then write again.
+	var del []Key
+	for i := 0; i < stored; i += 2 {
+		del = append(del, testKey(i))
+	}
+	if err := s.DeleteBatch(ctx, del); err != nil {
+		t.Fatalf("DeleteBatch on a full disk: %v", err)
+	}
+	for i := 1000; i < 1003; i++ {
+		if err := s.Put(ctx, testKey(i), testMeta(i), testPayload(uint64(i), blk)); err != nil {
+			t.Fatalf("Put after freeing space: %v", err)
+		}
+	}
+	want := s.Stats().Entries
+	checkInvariants(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTest(t, cfg)
+	if got := s2.Stats().Entries; got != want {
+		t.Errorf("after reopen %d entries, want %d", got, want)
+	}
+	for i := 1; i < stored; i += 2 {
+		if _, _, err := s2.Get(ctx, testKey(i), nil); err != nil {
+			t.Fatalf("entry %d after reopen: %v", i, err)
+		}
+	}
+}
