@@ -48,8 +48,10 @@ func WriteLegacy(w io.Writer, cfg Config, fill func(tensor string, dst []float32
 	return Write(w, cfg, fill)
 }
 
-// withDefaults fills the zero GroupSize of a version 2 config.
-func (c Config) withDefaults() Config {
+// WithDefaults fills the zero GroupSize of a version 2 config: the largest of 64, 32, ...
+// dividing both Dim and HiddenDim (export.py starts at 64 and halves while it does not
+// divide Dim).
+func (c Config) WithDefaults() Config {
 	if c.Version == 2 && c.GroupSize == 0 {
 		c.GroupSize = 64
 		for c.GroupSize > 1 && (c.Dim%c.GroupSize != 0 || c.HiddenDim%c.GroupSize != 0) {
@@ -61,7 +63,7 @@ func (c Config) withDefaults() Config {
 
 // write streams cfg's checkpoint to w, chunk by chunk, from src.
 func write(w io.Writer, cfg Config, src source) error {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
