@@ -1,0 +1,199 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kvmesh/kvmesh/blocks"
+	"github.com/kvmesh/kvmesh/model"
+)
+
+// intake moves submitted requests into the scheduler. It reports whether the engine is
+// closing (stop once idle) and whether what is left must be aborted.
+func (e *Engine) intake() (stop, abort bool) {
+	e.mu.Lock()
+	inbox := e.inbox
+	e.inbox = nil
+	stop, abort = e.closed, e.abortAll
+	e.mu.Unlock()
+	for _, r := range inbox {
+		r.stopWake = context.AfterFunc(r.ctx, e.signal)
+		s := &seq{
+			id:     r.id << 16,
+			r:      r,
+			tokens: slices.Clone(r.req.Prompt),
+			prompt: len(r.req.Prompt),
+			table:  &blocks.Table{},
+			params: r.req.Sampling,
+		}
+		r.seqs[0] = s
+		r.live = r.req.N
+		e.active = append(e.active, r)
+		if !e.cfg.NoPrefixCaching {
+			e.sc.extendHashes(s, len(s.tokens)/e.cfg.BlockSize)
+			r.hashes = s.hashes
+			if e.tier != nil {
+				e.tier.prefetch(r)
+			}
+		}
+		e.sc.enqueue(s)
+	}
+	return stop, abort
+}
+
+// reap ends the requests whose context is done, or all of them when abort is set.
+func (e *Engine) reap(abort bool) {
+	for _, r := range slices.Clone(e.active) {
+		switch {
+		case abort:
+			e.fail(r, ErrClosed)
+		case r.ctx.Err() != nil:
+			e.fail(r, fmt.Errorf("engine: request cancelled: %w", context.Cause(r.ctx)))
+		}
+	}
+}
+
+// step runs the planned batch and hands out the sampled tokens.
+func (e *Engine) step() error {
+	sc := e.sc
+	e.batch = e.batch[:0]
+	for i, s := range sc.plan {
+		n := sc.count[i]
+		end := s.table.Len
+		e.batch = append(e.batch, model.Seq{Table: s.table, Tokens: s.tokens[end-n : end]})
+	}
+	start := time.Now()
+	logits, err := e.runner.Forward(e.batch, e.cache)
+	if err != nil {
+		return fmt.Errorf("engine: forward: %w", err)
+	}
+	e.met.stepSeconds.Observe(time.Since(start).Seconds())
+	e.met.batchTokens.Observe(float64(len(e.batch)))
+	vocab := e.model.Config.Vocab
+	for i, s := range slices.Clone(sc.plan) {
+		sc.hashFull(s)
+		if s.remaining() > 0 || s.state != running {
+			continue // mid-prefill: the next chunk comes in a later step
+		}
+		row := logits[i*vocab : (i+1)*vocab]
+		e.samples = append(e.samples[:0], s)
+		if s.r.req.N > 1 && !s.r.forked {
+			e.samples = append(e.samples, sc.fork(s)...)
+		}
+		// Sampling rewrites the row, so every sample but the last draws from a copy.
+		for j, x := range e.samples {
+			src := row
+			if j < len(e.samples)-1 {
+				copy(e.row, row)
+				src = e.row
+			}
+			pos := len(x.tokens) - 1
+			e.accept(x, e.smp.Sample(src, x.params, pos-(x.prompt-1)))
+		}
+	}
+	return nil
+}
+
+// accept adds a sampled token to s and ends s when it is done.
+func (e *Engine) accept(s *seq, tok int) {
+	r := s.r
+	if tok == bos || slices.Contains(r.req.StopTokens, tok) {
+		e.finish(s, FinishStop)
+		return
+	}
+	s.tokens = append(s.tokens, tok)
+	r.events <- Event{Index: s.index, Token: tok}
+	if s.generated() >= r.req.MaxTokens || len(s.tokens) > e.model.Config.SeqLen {
+		e.finish(s, FinishLength)
+	}
+}
+
+// finish ends one sample.
+func (e *Engine) finish(s *seq, why FinishReason) {
+	e.sc.remove(s)
+	s.r.events <- Event{Index: s.index, Finish: why}
+	s.r.live--
+	if s.r.live == 0 {
+		e.end(s.r)
+	}
+}
+
+// fail ends a whole request with err.
+func (e *Engine) fail(r *request, err error) {
+	if r.failed {
+		return
+	}
+	r.failed = true
+	for _, s := range r.seqs {
+		if s != nil && s.state != finished {
+			e.sc.remove(s)
+		}
+	}
+	r.events <- Event{Err: err}
+	e.end(r)
+}
+
+// end closes a request's channel and forgets it.
+func (e *Engine) end(r *request) {
+	close(r.events)
+	if r.stopWake != nil {
+		r.stopWake()
+	}
+	e.active = slices.DeleteFunc(e.active, func(x *request) bool { return x == r })
+}
+
+// publish updates the stats snapshot and the metrics, and collects cache events.
+func (e *Engine) publish() {
+	sc := e.sc
+	st := Stats{
+		Running:       len(sc.running),
+		Waiting:       len(sc.waiting),
+		Swapped:       len(sc.swapped),
+		BlocksTotal:   e.cache.NumBlocks(),
+		BlocksFree:    e.cache.NumFree(),
+		BlocksCached:  e.cache.NumCached(),
+		PrefixQueried: sc.prefixQueried,
+		PrefixHit:     sc.prefixHit,
+		Preemptions:   sc.preemptions,
+	}
+	if e.tier != nil {
+		st.SwapBytesOut, st.SwapBytesIn = e.tier.bytesOut, e.tier.bytesIn
+	}
+	e.mu.Lock()
+	st.Steps = e.stats.Steps + 1
+	e.stats = st
+	e.waiting = len(e.inbox) + countWaiting(e.active)
+	if e.cfg.RecordEvents {
+		e.pending = e.cache.TakeEvents(e.pending)
+	}
+	e.mu.Unlock()
+	e.met.update(st, e.tier)
+}
+
+// countWaiting counts the requests that have not started running.
+func countWaiting(active []*request) int {
+	n := 0
+	for _, r := range active {
+		if s := r.seqs[0]; s != nil && s.state == waiting && s.generated() == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// close releases the engine's resources when the loop ends.
+func (e *Engine) close() {
+	for _, r := range slices.Clone(e.active) {
+		e.fail(r, ErrClosed)
+	}
+	e.runner.Close()
+	e.pool.Close()
+	if e.tier != nil {
+		if err := e.tier.close(); err != nil {
+			e.cfg.Logger.Warn("closing the disk tier", "err", err)
+		}
+	}
+	close(e.done)
+}
