@@ -29,9 +29,9 @@ type request struct {
 	live     int    // samples not finished
 	forked   bool   // samples 1..N-1 exist
 	failed   bool
-	stopWake func() bool // unregisters the wake-up on ctx's end
+	stopWake func() bool        // unregisters the wake-up on ctx's end
 	hashes   []blocks.BlockHash // chained hashes of the prompt's full blocks
-	prefetch *prefetch // disk reads of the prompt's prefix, started at intake
+	prefetch *prefetch          // disk reads of the prompt's prefix, started at intake
 }
 
 // seq is one sample of a request: its tokens, its block table and its progress. The
@@ -48,7 +48,7 @@ type seq struct {
 	state    state
 	params   sample.Params
 	swapKeys int // blocks saved on disk while swapped (keys from id and index)
-	swapLen  int   // table.Len when swapped out
+	swapLen  int // table.Len when swapped out
 	firstTok time.Time
 }
 
