@@ -47,7 +47,7 @@ func EncodeInt8(dst []byte, fp32 []float32, group int) []byte {
 		g := fp32[start:min(start+group, len(fp32))]
 		var amax float32
 		for _, x := range g {
-			if a := float32(math.Abs(float64(x))); a > amax && !math.IsInf(float64(a), 0) {
+			if a := abs32(x); a > amax && a <= math.MaxFloat32 { // skips ±Inf; NaN compares false
 				amax = a
 			}
 		}
@@ -58,24 +58,31 @@ func EncodeInt8(dst []byte, fp32 []float32, group int) []byte {
 		if scale > 0 {
 			inv = 1 / scale
 		}
-		for _, x := range g {
-			var q float32
+		q := dst[o : o+len(g)]
+		for i, x := range g {
+			// y in [-127, 127] for finite x (|x| ≤ amax); round half away
+			// from zero by truncating y ± 0.5.
+			y := x * inv
 			switch {
-			case x != x: // NaN
-			case x > amax:
-				q = 127
-			case x < -amax:
-				q = -127
-			default:
-				q = float32(math.Round(float64(x * inv)))
-				q = max(-127, min(127, q))
+			case y >= 127:
+				q[i] = 127
+			case y <= -127:
+				q[i] = 0x81 // -127
+			case y >= 0:
+				q[i] = byte(int8(y + 0.5))
+			case y < 0:
+				q[i] = byte(int8(y - 0.5))
+			default: // NaN
+				q[i] = 0
 			}
-			dst[o] = byte(int8(q))
-			o++
 		}
+		o += len(g)
 	}
 	return dst
 }
+
+// abs32 is |x| by clearing the sign bit.
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
 
 // DecodeInt8 decodes src (written by EncodeInt8 with the same group) into
 // dst[:0], grown if short, and returns it. The number of values follows

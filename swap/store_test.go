@@ -331,3 +331,19 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("Entries %d, want %d", got, want)
 	}
 }
+
+func TestPutRejectsTooManyTokens(t *testing.T) {
+	cfg, _ := testConfig(t)
+	s := openTest(t, cfg)
+	m := Meta{Tokens: make([]int32, MaxTokens+1)}
+	if err := s.Put(context.Background(), testKey(1), m, nil); err == nil {
+		t.Fatal("Put with MaxTokens+1 tokens succeeded")
+	}
+	m.Tokens = m.Tokens[:MaxTokens]
+	if err := s.Put(context.Background(), testKey(1), m, nil); err != nil {
+		t.Fatalf("Put with MaxTokens tokens: %v", err)
+	}
+	if st := s.Stats(); st.FileBytes <= 0 || st.Entries != 1 {
+		t.Errorf("Stats %+v", st)
+	}
+}

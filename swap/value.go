@@ -141,6 +141,9 @@ func decodeHeader(k *Key, v []byte, tokens []int32) (Meta, []byte, error) {
 	if v[1] != 0 {
 		return m, nil, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, v[1])
 	}
+	if md[35] != 0 {
+		return m, nil, fmt.Errorf("%w: reserved meta byte %#x", ErrCorrupt, md[35])
+	}
 	n := int(binary.LittleEndian.Uint16(md[36:38]))
 	if ms != metaFixedSize+4*n {
 		return m, nil, fmt.Errorf("%w: meta of %d bytes for %d tokens", ErrCorrupt, ms, n)
