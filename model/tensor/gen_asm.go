@@ -94,6 +94,10 @@ func (g *gen) storeAt(r, c int, acc func(u, i, j int) int, out, ldo string) {
 	g.p("MOVQ %s, DX", out)
 	g.p("MOVQ %s, BX", ldo)
 	g.p("SHLQ $2, BX")
+	if r == 4 {
+		g.store4(c, acc)
+		return
+	}
 	for j := 0; j < c; j++ {
 		if j > 0 {
 			g.p("ADDQ BX, DX")
@@ -101,6 +105,72 @@ func (g *gen) storeAt(r, c int, acc func(u, i, j int) int, out, ldo string) {
 		for i := 0; i < r; i++ {
 			g.reduce(acc(0, i, j), 4*i)
 		}
+	}
+}
+
+// store4 reduces a 4-row tile with a transpose tree instead of one accumulator at a
+// time: the four rows of a token end up in one 128-bit lane, which is stored whole
+// (out rows are contiguous). Registers Z24-Z31 are free here.
+func (g *gen) store4(c int, acc func(u, i, j int) int) {
+	t := 24
+	tmp := func() int { t = 24 + (t-23)%8; return t }
+	// Per token: fold the four row accumulators into Z(acc(0,0,j)) whose every 128-bit
+	// lane holds partial sums [row0, row1, row2, row3].
+	for j := 0; j < c; j++ {
+		a0, a1, a2, a3 := acc(0, 0, j), acc(0, 1, j), acc(0, 2, j), acc(0, 3, j)
+		t0, t1, t2, t3 := tmp(), tmp(), tmp(), tmp()
+		g.p("VUNPCKLPS Z%d, Z%d, Z%d", a1, a0, t0)
+		g.p("VUNPCKHPS Z%d, Z%d, Z%d", a1, a0, t1)
+		g.p("VUNPCKLPS Z%d, Z%d, Z%d", a3, a2, t2)
+		g.p("VUNPCKHPS Z%d, Z%d, Z%d", a3, a2, t3)
+		g.p("VADDPS Z%d, Z%d, Z%d", t1, t0, a0)
+		g.p("VADDPS Z%d, Z%d, Z%d", t3, t2, a2)
+		t0, t1 = tmp(), tmp()
+		g.p("VUNPCKLPD Z%d, Z%d, Z%d", a2, a0, t0)
+		g.p("VUNPCKHPD Z%d, Z%d, Z%d", a2, a0, t1)
+		g.p("VADDPS Z%d, Z%d, Z%d", t1, t0, a0)
+	}
+	v := func(j int) int { return acc(0, 0, j) }
+	// pair folds the lanes of tokens j and j+1 into v(j): [j.L0+j.L2, j.L1+j.L3, j+1 …].
+	pair := func(j int) {
+		t0, t1 := tmp(), tmp()
+		g.p("VSHUFF32X4 $0x44, Z%d, Z%d, Z%d", v(j+1), v(j), t0)
+		g.p("VSHUFF32X4 $0xEE, Z%d, Z%d, Z%d", v(j+1), v(j), t1)
+		g.p("VADDPS Z%d, Z%d, Z%d", t1, t0, v(j))
+	}
+	g.p("LEAQ (BX)(BX*2), CX")
+	j := 0
+	for ; j+4 <= c; j += 4 {
+		pair(j)
+		pair(j + 2)
+		t0, t1 := tmp(), tmp()
+		g.p("VSHUFF32X4 $0x88, Z%d, Z%d, Z%d", v(j+2), v(j), t0)
+		g.p("VSHUFF32X4 $0xDD, Z%d, Z%d, Z%d", v(j+2), v(j), t1)
+		g.p("VADDPS Z%d, Z%d, Z%d", t1, t0, v(j))
+		g.p("VMOVUPS X%d, (DX)", v(j))
+		g.p("VEXTRACTF32X4 $1, Z%d, (DX)(BX*1)", v(j))
+		g.p("VEXTRACTF32X4 $2, Z%d, (DX)(BX*2)", v(j))
+		g.p("VEXTRACTF32X4 $3, Z%d, (DX)(CX*1)", v(j))
+		g.p("LEAQ (DX)(BX*4), DX")
+	}
+	if j+2 <= c {
+		pair(j)
+		t0, t1 := tmp(), tmp()
+		g.p("VSHUFF32X4 $0x88, Z%d, Z%d, Z%d", v(j), v(j), t0)
+		g.p("VSHUFF32X4 $0xDD, Z%d, Z%d, Z%d", v(j), v(j), t1)
+		g.p("VADDPS Z%d, Z%d, Z%d", t1, t0, v(j))
+		g.p("VMOVUPS X%d, (DX)", v(j))
+		g.p("VEXTRACTF32X4 $1, Z%d, (DX)(BX*1)", v(j))
+		g.p("LEAQ (DX)(BX*2), DX")
+		j += 2
+	}
+	if j < c {
+		t0 := tmp()
+		g.p("VEXTRACTF64X4 $1, Z%d, Y%d", v(j), t0)
+		g.p("VADDPS Y%d, Y%d, Y%d", t0, v(j), v(j))
+		g.p("VEXTRACTF32X4 $1, Y%d, X%d", v(j), t0)
+		g.p("VADDPS X%d, X%d, X%d", t0, v(j), v(j))
+		g.p("VMOVUPS X%d, (DX)", v(j))
 	}
 }
 
