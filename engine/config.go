@@ -99,6 +99,9 @@ type Config struct {
 	Registry prometheus.Registerer
 	// RecordEvents keeps the prefix cache's stored/removed events for Events. Default off.
 	RecordEvents bool
+
+	// verify checks every invariant after every step and panics on a violation (tests).
+	verify bool
 }
 
 // DefaultConfig returns the defaults.

@@ -261,6 +261,11 @@ func (e *Engine) loop() {
 		if e.tier != nil {
 			e.tier.offload(e.sc, e.cfg.SwapHigh, e.cfg.SwapLow)
 		}
+		if e.cfg.verify {
+			if err := e.sc.check(); err != nil {
+				panic(fmt.Sprintf("engine: invariant broken after a step: %v", err))
+			}
+		}
 		e.publish()
 	}
 }

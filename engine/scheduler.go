@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/kvmesh/kvmesh/blocks"
@@ -281,4 +282,32 @@ func (sc *scheduler) resident(freeCached int) int {
 // idle reports whether there is nothing to run.
 func (sc *scheduler) idle() bool {
 	return len(sc.running) == 0 && len(sc.waiting) == 0 && len(sc.swapped) == 0
+}
+
+// check verifies the scheduler's invariants against the cache: queued and swapped
+// sequences hold no blocks, running ones hold no more than their tokens, each sequence is
+// in exactly the queue its state names, and the cache's own invariants hold.
+func (sc *scheduler) check() error {
+	seen := make(map[*seq]bool)
+	for _, q := range []struct {
+		seqs []*seq
+		st   state
+	}{{sc.waiting, waiting}, {sc.running, running}, {sc.swapped, swapped}} {
+		for _, s := range q.seqs {
+			if seen[s] {
+				return fmt.Errorf("sequence %d queued twice", s.id)
+			}
+			seen[s] = true
+			if s.state != q.st {
+				return fmt.Errorf("sequence %d in queue %d has state %d", s.id, q.st, s.state)
+			}
+			if q.st != running && s.table.Len != 0 {
+				return fmt.Errorf("sequence %d (state %d) holds %d tokens of blocks", s.id, s.state, s.table.Len)
+			}
+			if s.table.Len > len(s.tokens) {
+				return fmt.Errorf("sequence %d holds %d tokens of blocks for %d tokens", s.id, s.table.Len, len(s.tokens))
+			}
+		}
+	}
+	return sc.cache.Check()
 }
