@@ -55,7 +55,7 @@ func Parse(data []byte) (*Checkpoint, error) {
 	ck := &Checkpoint{Config: cfg, Layers: make([]Layer, cfg.Layers), data: data}
 	var embeddingQ8 tensor.Matrix // (vocab, dim), version 2 only
 	off := cfg.headerSize()
-	for _, s := range cfg.segments() {
+	for s := range cfg.segments() {
 		n := int(s.elems())
 		m := tensor.Matrix{Rows: s.rows, Cols: s.cols}
 		switch s.kind {

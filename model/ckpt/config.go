@@ -29,9 +29,10 @@ const (
 	// maxBytes bounds a checkpoint's size (256 TiB): larger headers are absurd, and the
 	// bound keeps every size computation far from overflow.
 	maxBytes = 1 << 48
-	// maxLayers bounds the layer count, so that a tiny header cannot ask for millions of
-	// per-layer records before its size is checked against the data.
-	maxLayers = 1 << 16
+	// maxLayers bounds the layer count (real models have well under 200), so that a tiny
+	// header cannot make Parse walk millions of per-layer tensors before its size is
+	// checked against the data.
+	maxLayers = 1 << 12
 )
 
 // HeadSize is the width of one attention head.
@@ -44,7 +45,7 @@ func (c Config) KVDim() int { return c.KVHeads * c.HeadSize() }
 // legacy RoPE tables are not weights).
 func (c Config) Params() int64 {
 	var n int64
-	for _, s := range c.segments() {
+	for s := range c.segments() {
 		if s.kind != unused {
 			n += s.elems()
 		}
@@ -101,7 +102,7 @@ func (c Config) Validate() error {
 	// A tensor can have up to 2^62 values, so sum the sizes in float64 (exact enough to
 	// compare with maxBytes) before any int64 arithmetic could overflow.
 	var total float64
-	for _, s := range c.segments() {
+	for s := range c.segments() {
 		total += float64(s.elems()) * s.bytesPerValue(c.GroupSize)
 		if total > maxBytes {
 			return fmt.Errorf("%w: tensors up to %s need more than %d bytes", ErrShape, s.name(), int64(maxBytes))
@@ -121,7 +122,7 @@ func (c Config) headerSize() int64 {
 // fileSize is the exact size of a file with header c; c must be valid.
 func (c Config) fileSize() int64 {
 	n := c.headerSize()
-	for _, s := range c.segments() {
+	for s := range c.segments() {
 		n += s.bytes(c.GroupSize)
 	}
 	return n

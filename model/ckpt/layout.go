@@ -1,6 +1,9 @@
 package ckpt
 
-import "fmt"
+import (
+	"fmt"
+	"iter"
+)
 
 // role is what a tensor of the file is.
 type role uint8
@@ -75,54 +78,55 @@ func (s segment) bytesPerValue(groupSize int) float64 {
 	return 4
 }
 
-// segments lists c's tensors in the order of c.Version's file layout. The shape fields
+// segments yields c's tensors in the order of c.Version's file layout. The shape fields
 // must be positive (it does not validate).
-func (c Config) segments() []segment {
-	dim, hidden, kv, L := c.Dim, c.HiddenDim, c.KVDim(), c.Layers
-	var segs []segment
-	one := func(r role, rows, cols int, k kind) {
-		segs = append(segs, segment{role: r, layer: -1, rows: rows, cols: cols, kind: k})
-	}
-	perLayer := func(r role, rows, cols int, k kind) {
-		for l := 0; l < L; l++ {
-			segs = append(segs, segment{role: r, layer: l, rows: rows, cols: cols, kind: k})
+func (c Config) segments() iter.Seq[segment] {
+	return func(yield func(segment) bool) {
+		dim, hidden, kv, L := c.Dim, c.HiddenDim, c.KVDim(), c.Layers
+		ok := true // false once yield has asked to stop
+		one := func(r role, rows, cols int, k kind) {
+			ok = ok && yield(segment{role: r, layer: -1, rows: rows, cols: cols, kind: k})
+		}
+		perLayer := func(r role, rows, cols int, k kind) {
+			for l := 0; l < L && ok; l++ {
+				ok = yield(segment{role: r, layer: l, rows: rows, cols: cols, kind: k})
+			}
+		}
+		matrices := func(k kind) {
+			perLayer(roleWq, dim, dim, k)
+			perLayer(roleWk, kv, dim, k)
+			perLayer(roleWv, kv, dim, k)
+			perLayer(roleWo, dim, dim, k)
+		}
+		ffn := func(k kind) {
+			perLayer(roleW1, hidden, dim, k)
+			perLayer(roleW2, dim, hidden, k)
+			perLayer(roleW3, hidden, dim, k)
+		}
+		matrixKind := fp32
+		switch c.Version {
+		case 0:
+			one(roleEmbedding, c.Vocab, dim, fp32)
+			perLayer(roleAttnNorm, 1, dim, fp32)
+			matrices(fp32)
+			perLayer(roleFFNNorm, 1, dim, fp32)
+			ffn(fp32)
+			one(roleFinalNorm, 1, dim, fp32)
+			one(roleRopeCos, c.SeqLen, c.HeadSize()/2, unused)
+			one(roleRopeSin, c.SeqLen, c.HeadSize()/2, unused)
+		default:
+			if c.Version == 2 {
+				matrixKind = q8
+			}
+			perLayer(roleAttnNorm, 1, dim, fp32)
+			perLayer(roleFFNNorm, 1, dim, fp32)
+			one(roleFinalNorm, 1, dim, fp32)
+			one(roleEmbedding, c.Vocab, dim, matrixKind)
+			matrices(matrixKind)
+			ffn(matrixKind)
+		}
+		if !c.SharedClassifier {
+			one(roleClassifier, c.Vocab, dim, matrixKind)
 		}
 	}
-	matrices := func(k kind) {
-		perLayer(roleWq, dim, dim, k)
-		perLayer(roleWk, kv, dim, k)
-		perLayer(roleWv, kv, dim, k)
-		perLayer(roleWo, dim, dim, k)
-	}
-	ffn := func(k kind) {
-		perLayer(roleW1, hidden, dim, k)
-		perLayer(roleW2, dim, hidden, k)
-		perLayer(roleW3, hidden, dim, k)
-	}
-	matrixKind := fp32
-	switch c.Version {
-	case 0:
-		one(roleEmbedding, c.Vocab, dim, fp32)
-		perLayer(roleAttnNorm, 1, dim, fp32)
-		matrices(fp32)
-		perLayer(roleFFNNorm, 1, dim, fp32)
-		ffn(fp32)
-		one(roleFinalNorm, 1, dim, fp32)
-		one(roleRopeCos, c.SeqLen, c.HeadSize()/2, unused)
-		one(roleRopeSin, c.SeqLen, c.HeadSize()/2, unused)
-	default:
-		if c.Version == 2 {
-			matrixKind = q8
-		}
-		perLayer(roleAttnNorm, 1, dim, fp32)
-		perLayer(roleFFNNorm, 1, dim, fp32)
-		one(roleFinalNorm, 1, dim, fp32)
-		one(roleEmbedding, c.Vocab, dim, matrixKind)
-		matrices(matrixKind)
-		ffn(matrixKind)
-	}
-	if !c.SharedClassifier {
-		one(roleClassifier, c.Vocab, dim, matrixKind)
-	}
-	return segs
 }

@@ -85,7 +85,7 @@ func write(w io.Writer, cfg Config, src source) error {
 	raw := make([]byte, 4*chunk)   // (chunk) little-endian float32, or int8
 	q := make([]int8, chunk)       // (chunk)
 	var scales []float32           // (values/groupSize) of the q8 tensor being written
-	for _, s := range cfg.segments() {
+	for s := range cfg.segments() {
 		n := int(s.elems())
 		if s.kind == q8 {
 			scales = slices.Grow(scales[:0], n/cfg.GroupSize)[:n/cfg.GroupSize]
