@@ -124,7 +124,7 @@ func (s *Store) scratchLocked(n int) []byte {
 // allocate nothing for the payload). It returns ErrNotFound, or ErrCorrupt
 // when the entry fails its checksum: that entry is then deleted, counted in
 // Stats.Corrupt, and the caller recomputes the block. Meta.Tokens is newly
-// allocated.
+// allocated (GetBatch can reuse a buffer for it).
 func (s *Store) Get(ctx context.Context, k Key, dst []byte) (Meta, []byte, error) {
 	e := [1]Entry{{Key: k, Payload: dst}}
 	if err := s.GetBatch(ctx, e[:]); err != nil {
@@ -134,7 +134,8 @@ func (s *Store) Get(ctx context.Context, k Key, dst []byte) (Meta, []byte, error
 }
 
 // GetBatch reads every entry's Key in one read transaction and fills in
-// Meta, Payload (copied into the entry's Payload buffer) and Err (nil,
+// Meta (its Tokens decoded into the entry's Meta.Tokens buffer), Payload
+// (copied into the entry's Payload buffer) and Err (nil,
 // ErrNotFound, or ErrCorrupt, in which case that entry was deleted). The
 // returned error is for the batch as a whole (closed store, cancelled
 // context, a damaged file).
@@ -149,12 +150,13 @@ func (s *Store) GetBatch(ctx context.Context, es []Entry) error {
 		for i := range es {
 			e := &es[i]
 			e.Payload, e.Err = e.Payload[:0], nil
+			e.Meta = Meta{Tokens: e.Meta.Tokens[:0]}
 			v := b.Get(e.Key[:])
 			if v == nil {
 				e.Err = fmt.Errorf("swap: get %s: %w", e.Key, ErrNotFound)
 				continue
 			}
-			m, p, err := s.readValue(e.Key, v, e.Payload)
+			m, p, err := s.readValue(&e.Key, v, e.Payload, e.Meta.Tokens)
 			if err != nil {
 				e.Err = fmt.Errorf("swap: get %s: %w", e.Key, err)
 				bad = append(bad, i)
@@ -180,13 +182,15 @@ func (s *Store) GetBatch(ctx context.Context, es []Entry) error {
 	return nil
 }
 
-// readValue decodes the stored value v of k, copying the payload into
-// dst[:0] and checking its checksum on the copy (which is then hot in cache).
-func (s *Store) readValue(k Key, v, dst []byte) (Meta, []byte, error) {
+// readValue decodes the stored value v of *k, copying the payload into
+// dst[:0] and the tokens into tokens[:0], and checks the payload checksum on
+// the copy (which is then hot in cache). k is a pointer so that it does not
+// escape to the heap on every read.
+func (s *Store) readValue(k *Key, v, dst []byte, tokens []int32) (Meta, []byte, error) {
 	if h := s.hooks.afterRead; h != nil {
-		v = h(k, v)
+		v = h(*k, v)
 	}
-	m, p, err := decodeHeader(&k, v, nil)
+	m, p, err := decodeHeader(k, v, tokens)
 	if err != nil {
 		return Meta{}, dst[:0], err
 	}
