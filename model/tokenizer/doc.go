@@ -26,6 +26,15 @@
 //     empty piece, or a one-byte piece that is neither printable ASCII nor whitespace, is
 //     not printed.
 //
+// # Round trip
+//
+// For any text without a NUL byte and without '<', valid UTF-8 or not, the concatenation of
+// Decode(ids[i-1], ids[i]) over ids = Encode(text, true, false) is text again: the dummy
+// prefix is the space Decode strips after BOS, and byte fallback restores invalid bytes.
+// A NUL ends the text; a '<' can spell a byte piece ("<0x41>" decodes to "A") or the BOS
+// piece, after which a space is stripped. Printing through Printable loses in addition
+// the lone bytes of code points that fell back to bytes, as run.c's output does.
+//
 // Encode keeps run.c's result but not its cost: run.c rescans every pair after each merge
 // (quadratic); here candidate merges wait in a heap ordered by (score, position) and stale
 // ones are dropped when popped, which picks the same pair at every step. The quadratic

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 const (
@@ -261,6 +260,7 @@ func TestEncodeMatchesNaive(t *testing.T) {
 			if got, want := tok.Encode(text, bos, eos), naiveEncode(tok, text, bos, eos); !equalIDs(got, want) {
 				t.Fatalf("%s: Encode(%q) = %v, run.c's algorithm gives %v", tc.path, text, got, want)
 			}
+			checkEncode(t, tok, text)
 		}
 	}
 }
@@ -369,30 +369,36 @@ func decodeAll(tok *Tokenizer, ids []int) string {
 }
 
 func FuzzEncode(f *testing.F) {
-	tok := load(f, llamaPath, 32000)
+	llama, stories := load(f, llamaPath, 32000), load(f, storiesTok, 512)
 	for _, s := range []string{"", "Once upon a time", "  x", "naïve 日本語 🚀", "\xff\xfe\x80", "a\x00b", "<0x41>", "\n<s>\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		ids := tok.Encode(text, true, false)
-		if len(text) <= 512 {
-			if want := naiveEncode(tok, text, true, false); !equalIDs(ids, want) {
-				t.Fatalf("Encode(%q) = %v, run.c's algorithm gives %v", text, ids, want)
-			}
+		for _, tok := range []*Tokenizer{llama, stories} {
+			checkEncode(t, tok, text)
 		}
-		for _, id := range ids {
-			if id < 0 || id >= tok.Vocab() {
-				t.Fatalf("Encode(%q) gave id %d", text, id)
-			}
-		}
-		// Holds for any bytes, valid UTF-8 or not: byte fallback covers the rest.
-		if roundTrips(text) {
-			if got := decodeAll(tok, ids); got != text {
-				t.Fatalf("Decode(Encode(%q)) = %q", text, got)
-			}
-		}
-		_ = utf8.ValidString(text)
 	})
+}
+
+// checkEncode checks Encode against run.c's algorithm and the round trip of the package doc.
+func checkEncode(t *testing.T, tok *Tokenizer, text string) {
+	t.Helper()
+	ids := tok.Encode(text, true, false)
+	if len(text) <= 512 {
+		if want := naiveEncode(tok, text, true, false); !equalIDs(ids, want) {
+			t.Fatalf("Encode(%q) = %v, run.c's algorithm gives %v", text, ids, want)
+		}
+	}
+	for _, id := range ids {
+		if id < 0 || id >= tok.Vocab() {
+			t.Fatalf("Encode(%q) gave id %d", text, id)
+		}
+	}
+	if roundTrips(text) {
+		if got := decodeAll(tok, ids); got != text {
+			t.Fatalf("Decode(Encode(%q)) = %q", text, got)
+		}
+	}
 }
 
 func FuzzParse(f *testing.F) {
