@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -89,18 +90,6 @@ func naiveEncode(t *Tokenizer, text string, bos, eos bool) []int {
 	return tokens
 }
 
-func equalIDs(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestLlamaCases(t *testing.T) {
 	tok := load(t, llamaPath, 32000)
 	var ref struct {
@@ -114,10 +103,10 @@ func TestLlamaCases(t *testing.T) {
 		t.Fatal("no cases")
 	}
 	for _, c := range ref.Cases {
-		if got := tok.Encode(c.Text, true, false); !equalIDs(got, c.IDs) {
+		if got := tok.Encode(c.Text, true, false); !slices.Equal(got, c.IDs) {
 			t.Errorf("Encode(%q) = %v, want %v", c.Text, got, c.IDs)
 		}
-		if got := naiveEncode(tok, c.Text, true, false); !equalIDs(got, c.IDs) {
+		if got := naiveEncode(tok, c.Text, true, false); !slices.Equal(got, c.IDs) {
 			t.Errorf("naiveEncode(%q) = %v, want %v", c.Text, got, c.IDs)
 		}
 	}
@@ -144,7 +133,7 @@ func TestStoriesPrompts(t *testing.T) {
 	tok := load(t, storiesTok, 512)
 	greedy, sampled := stories(t)
 	for _, c := range append(greedy, sampled...) {
-		if got := tok.Encode(c.Prompt, true, false); !equalIDs(got, c.PromptIDs) {
+		if got := tok.Encode(c.Prompt, true, false); !slices.Equal(got, c.PromptIDs) {
 			t.Errorf("Encode(%q) = %v, want %v", c.Prompt, got, c.PromptIDs)
 		}
 	}
@@ -257,7 +246,7 @@ func TestEncodeMatchesNaive(t *testing.T) {
 		for i := range 300 {
 			text := randomText(r, r.IntN(200))
 			bos, eos := i%2 == 0, i%3 == 0
-			if got, want := tok.Encode(text, bos, eos), naiveEncode(tok, text, bos, eos); !equalIDs(got, want) {
+			if got, want := tok.Encode(text, bos, eos), naiveEncode(tok, text, bos, eos); !slices.Equal(got, want) {
 				t.Fatalf("%s: Encode(%q) = %v, run.c's algorithm gives %v", tc.path, text, got, want)
 			}
 			checkEncode(t, tok, text)
@@ -312,7 +301,7 @@ func TestSmallVocab(t *testing.T) {
 		{"ab\x00ab", []int{BOS, 264, EOS}}, // the text ends at its NUL
 		{"\xff", []int{BOS, 259, 3 + 0xff, EOS}},
 	} {
-		if got := tok.Encode(c.text, true, true); !equalIDs(got, c.want) {
+		if got := tok.Encode(c.text, true, true); !slices.Equal(got, c.want) {
 			t.Errorf("Encode(%q) = %v, want %v", c.text, got, c.want)
 		}
 	}
@@ -385,7 +374,7 @@ func checkEncode(t *testing.T, tok *Tokenizer, text string) {
 	t.Helper()
 	ids := tok.Encode(text, true, false)
 	if len(text) <= 512 {
-		if want := naiveEncode(tok, text, true, false); !equalIDs(ids, want) {
+		if want := naiveEncode(tok, text, true, false); !slices.Equal(ids, want) {
 			t.Fatalf("Encode(%q) = %v, run.c's algorithm gives %v", text, ids, want)
 		}
 	}
@@ -421,7 +410,7 @@ func FuzzParse(f *testing.F) {
 		}
 		for _, text := range []string{"", "hello world", "\xff日"} {
 			ids := tok.Encode(text, true, true)
-			if want := naiveEncode(tok, text, true, true); !equalIDs(ids, want) {
+			if want := naiveEncode(tok, text, true, true); !slices.Equal(ids, want) {
 				t.Fatalf("Encode(%q) = %v, run.c's algorithm gives %v", text, ids, want)
 			}
 			for i := 1; i < len(ids); i++ {
