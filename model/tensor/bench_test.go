@@ -68,6 +68,28 @@ func load110M() *model110M {
 	return benchModel
 }
 
+var (
+	benchQ8Once  sync.Once
+	benchQ8Model *model110M
+)
+
+// load110MQ8 returns the model of load110M quantized to Q8_0 with groups of 64.
+func load110MQ8() *model110M {
+	benchQ8Once.Do(func() {
+		m := load110M()
+		q := func(w Matrix) Matrix { return QuantizeQ8(w.F32, w.Rows, w.Cols, 64) }
+		mq := &model110M{cls: q(m.cls)}
+		for _, l := range m.layers {
+			mq.layers = append(mq.layers, layer110M{
+				wq: q(l.wq), wk: q(l.wk), wv: q(l.wv), wo: q(l.wo),
+				w1: q(l.w1), w3: q(l.w3), w2: q(l.w2),
+			})
+		}
+		benchQ8Model = mq
+	})
+	return benchQ8Model
+}
+
 // matrixFor returns a matrix of the model with the given shape, so the per-shape
 // benchmarks stream real (cold) weights of the right size.
 func (m *model110M) matrixFor(rows, cols int) Matrix {
@@ -163,9 +185,21 @@ func forward110M(p *Pool, m *model110M, x, h, out []float32, t int) {
 }
 
 // BenchmarkToken110M reports decode throughput in tokens/s (aggregate over t sequences)
-// of the matmuls alone: the attention, norms and activations are not included.
+// of the matmuls alone: the attention, norms and activations are not included. Besides
+// wall-clock tok/s it reports tok/cpu-s, tokens per CPU-second of the process times the
+// thread count: what the run would reach if each thread had a core to itself, which is
+// the more stable figure on a machine shared with other work.
 func BenchmarkToken110M(b *testing.B) {
-	m := load110M()
+	benchToken(b, load110M(), 440e6)
+}
+
+// BenchmarkToken110MQ8 is BenchmarkToken110M with the weights quantized to Q8_0 in
+// groups of 64 (llama2.c runq's default): 110 MB of int8 plus 7 MB of scales per token.
+func BenchmarkToken110MQ8(b *testing.B) {
+	benchToken(b, load110MQ8(), 117e6)
+}
+
+func benchToken(b *testing.B, m *model110M, bytesPerToken float64) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	x := randVec(rng, benchMaxT*benchDim)    // (t, dim)
 	h := randVec(rng, benchMaxT*benchHidden) // (t, hidden)
@@ -175,12 +209,16 @@ func BenchmarkToken110M(b *testing.B) {
 			b.Run(fmt.Sprintf("t=%d/threads=%d", t, threads), func(b *testing.B) {
 				p := NewPool(threads)
 				defer p.Close()
+				cpu0 := processCPU()
 				for b.Loop() {
 					forward110M(p, m, x, h, out, t)
 				}
 				sec := b.Elapsed().Seconds()
 				b.ReportMetric(float64(b.N*t)/sec, "tok/s")
-				b.ReportMetric(float64(b.N)*440e6/sec/1e9, "GB/s")
+				b.ReportMetric(float64(b.N)*bytesPerToken/sec/1e9, "GB/s")
+				if cpu := (processCPU() - cpu0).Seconds(); cpu > 0 {
+					b.ReportMetric(float64(b.N*t*threads)/cpu, "tok/cpu-s")
+				}
 			})
 		}
 	}

@@ -292,6 +292,17 @@ func (g *gen) q8(r, c int) {
 	for i := 1; i < r; i++ {
 		g.p("LEAQ (%s)(DX*1), %s", q8SRegs[i-1], q8SRegs[i])
 	}
+	// Q8 rows are consumed slowly enough that the hardware prefetcher falls behind; with a
+	// spare register, prefetch the next block of r rows (contiguous, ldw = k) linearly at
+	// the rate this block is consumed.
+	pf := c < len(q8XRegs)
+	if pf {
+		g.p("MOVQ ldw+8(FP), DX")
+		g.p("MOVQ %s, %s", q8WRegs[0], q8XRegs[2])
+		for i := 0; i < r; i++ {
+			g.p("ADDQ DX, %s", q8XRegs[2])
+		}
+	}
 	for a := 0; a < nacc; a++ {
 		g.p("VPXORD Z%d, Z%d, Z%d", a, a, a)
 	}
@@ -306,6 +317,10 @@ func (g *gen) q8(r, c int) {
 	g.p("MOVQ gs+40(FP), %s", cnt)
 	g.p("SHRQ $4, %s", cnt)
 	g.label(name + "_chunk")
+	if pf {
+		g.p("PREFETCHT0 (%s)", q8XRegs[2])
+		g.p("ADDQ $%d, %s", 16*r, q8XRegs[2])
+	}
 	for i := 0; i < r; i++ {
 		g.p("VPMOVSXBD (%s)(%s*1), Z%d", q8WRegs[i], idx, wz(i))
 		g.p("VCVTDQ2PS Z%d, Z%d", wz(i), wz(i))
