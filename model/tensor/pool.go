@@ -5,9 +5,10 @@ import (
 	"sync"
 )
 
-// minSplitFlops is the work below which MatMul runs inline on the caller: waking a worker
-// costs microseconds, more than a tiny matmul (the 260K model's 64x64) takes.
-const minSplitFlops = 1 << 16
+// minSplitFlops is the work (multiply-adds) below which MatMul runs inline on the caller:
+// waking a worker costs about a microsecond, more than a tiny matmul (the 260K model's
+// 64x64) takes. Tests lower it to exercise the split on small shapes.
+var minSplitFlops = 1 << 16
 
 // Pool runs kernels on a fixed set of worker goroutines started once by NewPool. The
 // caller always computes the first share itself, so a Pool of n threads has n-1 workers.

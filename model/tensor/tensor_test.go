@@ -66,7 +66,15 @@ var matmulShapes = []struct{ rows, cols int }{
 
 var matmulTokens = []int{1, 2, 3, 5, 6, 7, 12, 13, 32, 64}
 
+// splitAlways makes MatMul split every call over the pool's threads.
+func splitAlways(t *testing.T) {
+	old := minSplitFlops
+	minSplitFlops = 0
+	t.Cleanup(func() { minSplitFlops = old })
+}
+
 func TestMatMulMatchesRef(t *testing.T) {
+	splitAlways(t)
 	kernelModes(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for _, threads := range []int{1, 2, 3} {
@@ -96,6 +104,7 @@ func TestMatMulMatchesRef(t *testing.T) {
 // TestMatMulQ8 checks Q8 weights against the same weights dequantized and multiplied
 // in fp32.
 func TestMatMulQ8(t *testing.T) {
+	splitAlways(t)
 	kernelModes(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		shapes := []struct{ rows, cols, gs int }{
