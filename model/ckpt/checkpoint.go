@@ -35,7 +35,7 @@ type Checkpoint struct {
 }
 
 // Parse views a checkpoint in data, which must stay unmodified while the Checkpoint is in
-// use. Close is a no-op for a parsed checkpoint.
+// use. For a parsed checkpoint Close only clears the fields; data stays the caller's.
 func Parse(data []byte) (*Checkpoint, error) {
 	if !littleEndian() {
 		return nil, ErrBigEndian

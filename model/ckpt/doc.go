@@ -24,9 +24,10 @@
 //
 //   - A Checkpoint's tensors are views into the file's bytes, not copies: Open maps the file
 //     read-only and Parse views the caller's slice. The one exception is the version 2 token
-//     embedding, which is dequantized to fp32 at load as runq.c does (and any fp32 tensor
-//     whose offset is not 4-byte aligned, which the three formats never produce at a
-//     page-aligned base except for version 2 scales of odd-sized tensors).
+//     embedding, which is dequantized to fp32 at load as runq.c does, and fp32 data at an
+//     offset that is not 4-byte aligned, which is copied: from a page-aligned map that
+//     happens only for the scales after a version 2 tensor whose size is not a multiple of
+//     4 (group sizes 1 and 2).
 //   - The views are read-only: writing through a view of a mapped file faults. After Close
 //     no view may be used; Close clears the Checkpoint's fields so a late use through it
 //     fails loudly, but copies of the slices held elsewhere point at unmapped memory.
