@@ -298,7 +298,7 @@ func synthCached(ctx context.Context, name, dir string, log io.Writer) (string, 
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, shape.Name+".bin")
+	path := filepath.Join(dir, shape.Name+"-shared.bin")
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
@@ -306,7 +306,7 @@ func synthCached(ctx context.Context, name, dir string, log io.Writer) (string, 
 		return "", err
 	}
 	fmt.Fprintf(log, "bench: writing synthetic %s checkpoint to %s\n", shape.Name, path)
-	return path, runSynth(ctx, []string{"--preset", shape.Name, "--out", path}, io.Discard, log)
+	return path, runSynth(ctx, []string{"--preset", shape.Name, "--out", path, "--shared"}, io.Discard, log)
 }
 
 func parseInts(s string) ([]int, error) {
