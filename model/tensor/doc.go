@@ -13,11 +13,16 @@
 //     hands each worker one job over its channel and waits for all of them.
 //   - A Pool serves one caller at a time.
 //
-// Kernels: on amd64 with AVX-512 (detected at start with golang.org/x/sys/cpu) MatMul uses
-// generated assembly (gen_asm.go writes matmul_amd64.s) that keeps an R x C tile of ZMM
-// accumulators (up to 4 weight rows x 6 tokens); each block of 4 weight rows is read from
-// memory once per call and reused from L1 for every tile of tokens, and t = 1 keeps two
-// accumulators per row to cover the FMA latency. Column tails use masked loads. Elsewhere,
-// or built with -tags purego, portable Go kernels run; the tests compare both with
-// MatMulRef. docs/benchmarks-kernels.md records the speed against gonum's Sgemv/Sgemm.
+// Kernels: on amd64 MatMul, Dot and Axpy run generated assembly (gen_asm.go writes
+// matmul_amd64.s and tiles_amd64.go), chosen at start with golang.org/x/sys/cpu: AVX-512
+// when present, else AVX2+FMA, else portable Go (also with -tags purego or on other
+// architectures). A tile keeps an R x C block of vector accumulators: up to 4 weight rows
+// x 6 tokens with AVX-512 (24 of 32 ZMM), 4 x 2 with AVX2. Each block of 4 weight rows is
+// read from memory once per call and reused from L1 for every tile of tokens; t = 1 keeps
+// two accumulators per row to cover the FMA latency; column tails use masked loads; 4-row
+// tiles are reduced with a transpose tree. Q8 tiles convert int8 with VPMOVSXBD and
+// VCVTDQ2PS and prefetch the next row block. The tests compare every set with MatMulRef;
+// docs/benchmarks-kernels.md records the speed against gonum's Sgemv/Sgemm.
+//
+// Callers must not let out overlap x or w.
 package tensor

@@ -1,8 +1,9 @@
 //go:build ignore
 
-// gen_asm writes matmul_amd64.s: register-blocked AVX-512 kernels that compute an
-// R x C tile of dot products (R weight rows against C activation rows). Run it with
-// `go generate` in this directory; never edit the output by hand.
+// gen_asm writes matmul_amd64.s and tiles_amd64.go: register-blocked kernels that compute
+// an R x C tile of dot products (R weight rows against C activation rows), for AVX-512
+// and for AVX2+FMA, plus axpy. Run it with `go generate` in this directory; never edit
+// the output by hand.
 package main
 
 import (
@@ -11,29 +12,65 @@ import (
 	"go/format"
 	"log"
 	"os"
+	"strings"
 )
+
+// isa describes one instruction set the kernels are generated for.
+type isa struct {
+	name    string // suffix of kernel names and of the kernel set: "AVX512", "AVX2"
+	v, h, q string // register prefixes: full vector, half, quarter ("Z", "Y", "X")
+	bytes   int    // vector width in bytes
+	lanes   int    // float32 lanes per vector
+	regs    int    // vector registers a tile may use; the rest are reduction temps
+	zero    string // zeroing instruction
+	maxR    int    // weight rows per tile
+	maxC    int    // tokens per fp32 tile
+	maxQ8C  int    // tokens per Q8 tile
+	t0, t1  int    // two temporaries for reductions and the AVX2 tail mask (t1)
+}
 
 var (
-	wRegs = []string{"SI", "DI", "R8", "R9"}
-	xRegs = []string{"R10", "R11", "R12", "R13", "R14", "R15"}
+	avx512 = isa{name: "AVX512", v: "Z", h: "Y", q: "X", bytes: 64, lanes: 16, regs: 30,
+		zero: "VPXORD", maxR: 4, maxC: 6, maxQ8C: 3, t0: 30, t1: 31}
+	avx2 = isa{name: "AVX2", v: "Y", h: "X", q: "X", bytes: 32, lanes: 8, regs: 14,
+		zero: "VXORPS", maxR: 4, maxC: 2, maxQ8C: 1, t0: 14, t1: 15}
 )
 
-// Tile limits; they must match maxTileR, maxTileC and maxQ8TileC in matmul.go.
+// General-purpose registers. f32 tiles: weight rows, token rows, AX = byte offset, CX =
+// loop counter, BX/DX scratch. Q8 tiles additionally keep one scale pointer per row and
+// take every register; the third token register is the prefetch pointer when unused.
+var (
+	wRegs   = []string{"SI", "DI", "R8", "R9"}
+	xRegs   = []string{"R10", "R11", "R12", "R13", "R14", "R15"}
+	q8XRegs = []string{"R10", "R11", "R12"}
+	q8SRegs = []string{"R13", "R14", "R15", "BX"}
+)
+
 const (
-	maxR    = 4
-	maxF32C = 6
-	maxQ8C  = 3
+	idx = "AX"
+	cnt = "CX"
 )
 
-const (
-	idx = "AX" // byte offset into every row (f32); element index (q8)
-	cnt = "CX" // loop counter
-)
-
-type gen struct{ b bytes.Buffer }
+type gen struct {
+	b   bytes.Buffer
+	isa isa
+}
 
 func (g *gen) p(format string, a ...any) { fmt.Fprintf(&g.b, "\t"+format+"\n", a...) }
 func (g *gen) label(l string)            { fmt.Fprintf(&g.b, "%s:\n", l) }
+
+// V, H and Q name vector register n at full, half and quarter width.
+func (g *gen) V(n int) string { return fmt.Sprintf("%s%d", g.isa.v, n) }
+func (g *gen) H(n int) string { return fmt.Sprintf("%s%d", g.isa.h, n) }
+func (g *gen) Q(n int) string { return fmt.Sprintf("%s%d", g.isa.q, n) }
+
+func log2(n int) int {
+	s := 0
+	for 1<<s < n {
+		s++
+	}
+	return s
+}
 
 // unroll picks how many accumulator sets a tile keeps so that small tiles still have
 // enough independent FMA chains to cover the FMA latency.
@@ -49,14 +86,12 @@ func unroll(r, c int) int {
 	return 1
 }
 
-// setupPointers loads the R weight-row and C activation-row base pointers.
-func (g *gen) setupPointers(r, c int, wElem int) {
+// setupPointers loads the r weight-row and c activation-row base pointers.
+func (g *gen) setupPointers(r, c int) {
 	g.p("MOVQ w+0(FP), %s", wRegs[0])
 	if r > 1 {
 		g.p("MOVQ ldw+8(FP), BX")
-		if wElem == 4 {
-			g.p("SHLQ $2, BX")
-		}
+		g.p("SHLQ $2, BX")
 		for i := 1; i < r; i++ {
 			g.p("LEAQ (%s)(BX*1), %s", wRegs[i-1], wRegs[i])
 		}
@@ -71,31 +106,37 @@ func (g *gen) setupPointers(r, c int, wElem int) {
 	}
 }
 
-// reduce sums the 16 lanes of Z<acc> and stores the scalar at off(DX).
+// reduce sums the lanes of vector acc and stores the scalar at off(DX).
 func (g *gen) reduce(acc int, off int) {
-	g.p("VEXTRACTF64X4 $1, Z%d, Y30", acc)
-	g.p("VADDPS Y30, Y%d, Y30", acc)
-	g.p("VEXTRACTF32X4 $1, Y30, X31")
-	g.p("VADDPS X31, X30, X30")
-	g.p("VPERMILPS $0x4E, X30, X31")
-	g.p("VADDPS X31, X30, X30")
-	g.p("VPERMILPS $0xB1, X30, X31")
-	g.p("VADDSS X31, X30, X30")
-	g.p("VMOVSS X30, %d(DX)", off)
+	t0, t1 := g.isa.t0, g.isa.t1
+	if g.isa.bytes == 64 {
+		g.p("VEXTRACTF64X4 $1, %s, %s", g.V(acc), g.H(t0))
+		g.p("VADDPS %s, %s, %s", g.H(t0), g.H(acc), g.H(t0))
+		g.p("VEXTRACTF32X4 $1, %s, %s", g.H(t0), g.Q(t1))
+		g.p("VADDPS %s, %s, %s", g.Q(t1), g.Q(t0), g.Q(t0))
+	} else {
+		g.p("VEXTRACTF128 $1, %s, %s", g.V(acc), g.Q(t1))
+		g.p("VADDPS %s, %s, %s", g.Q(t1), g.Q(acc), g.Q(t0))
+	}
+	g.p("VPERMILPS $0x4E, %s, %s", g.Q(t0), g.Q(t1))
+	g.p("VADDPS %s, %s, %s", g.Q(t1), g.Q(t0), g.Q(t0))
+	g.p("VPERMILPS $0xB1, %s, %s", g.Q(t0), g.Q(t1))
+	g.p("VADDSS %s, %s, %s", g.Q(t1), g.Q(t0), g.Q(t0))
+	g.p("VMOVSS %s, %d(DX)", g.Q(t0), off)
 }
 
-// store reduces the accumulators acc(0, r, c) and writes out[c*ldo + r].
-func (g *gen) store(r, c int, acc func(u, i, j int) int) {
-	g.storeAt(r, c, acc, "out+40(FP)", "ldo+48(FP)")
-}
-
-// storeAt is store with the out and ldo arguments at the given frame offsets.
+// storeAt reduces the accumulators acc(0, i, j) and writes out[j*ldo + i]; out and ldo
+// name the frame slots of those arguments.
 func (g *gen) storeAt(r, c int, acc func(u, i, j int) int, out, ldo string) {
 	g.p("MOVQ %s, DX", out)
 	g.p("MOVQ %s, BX", ldo)
 	g.p("SHLQ $2, BX")
-	if r == 4 {
-		g.store4(c, acc)
+	switch {
+	case r == 4 && g.isa.bytes == 64:
+		g.store4AVX512(c, acc)
+		return
+	case r == 4:
+		g.store4AVX2(c, acc)
 		return
 	}
 	for j := 0; j < c; j++ {
@@ -108,10 +149,10 @@ func (g *gen) storeAt(r, c int, acc func(u, i, j int) int, out, ldo string) {
 	}
 }
 
-// store4 reduces a 4-row tile with a transpose tree instead of one accumulator at a
+// store4AVX512 reduces a 4-row tile with a transpose tree instead of one accumulator at a
 // time: the four rows of a token end up in one 128-bit lane, which is stored whole
 // (out rows are contiguous). Registers Z24-Z31 are free here.
-func (g *gen) store4(c int, acc func(u, i, j int) int) {
+func (g *gen) store4AVX512(c int, acc func(u, i, j int) int) {
 	t := 24
 	tmp := func() int { t = 24 + (t-23)%8; return t }
 	// Per token: fold the four row accumulators into Z(acc(0,0,j)) whose every 128-bit
@@ -174,42 +215,90 @@ func (g *gen) store4(c int, acc func(u, i, j int) int) {
 	}
 }
 
-// f32 emits tileF32R<r>C<c>: out[j*ldo+i] = Σ_k w[i*ldw+k]·x[j*ldx+k] for i<r, j<c.
+// store4AVX2 reduces a 4-row tile per token with horizontal adds, so that the token's
+// four sums land in one XMM register that is stored whole.
+func (g *gen) store4AVX2(c int, acc func(u, i, j int) int) {
+	t0, t1 := g.isa.t0, g.isa.t1
+	for j := 0; j < c; j++ {
+		if j > 0 {
+			g.p("ADDQ BX, DX")
+		}
+		a0, a1, a2, a3 := acc(0, 0, j), acc(0, 1, j), acc(0, 2, j), acc(0, 3, j)
+		g.p("VHADDPS Y%d, Y%d, Y%d", a1, a0, t0)
+		g.p("VHADDPS Y%d, Y%d, Y%d", a3, a2, t1)
+		g.p("VHADDPS Y%d, Y%d, Y%d", t1, t0, t0)
+		g.p("VEXTRACTF128 $1, Y%d, X%d", t0, t1)
+		g.p("VADDPS X%d, X%d, X%d", t1, t0, t0)
+		g.p("VMOVUPS X%d, (DX)", t0)
+	}
+}
+
+// loadTailMask prepares the masked loads of the last k % lanes floats, whose count is
+// in CX: K1 for AVX-512, the vector register t1 for AVX2.
+func (g *gen) loadTailMask() {
+	if g.isa.bytes == 64 {
+		g.p("MOVL $1, BX")
+		g.p("SHLL CX, BX")
+		g.p("DECL BX")
+		g.p("KMOVW BX, K1")
+		return
+	}
+	// tailMaskAVX2 is eight -1 then eight 0: loading at 32-4n bytes gives n ones.
+	g.p("LEAQ tailMaskAVX2<>+32(SB), BX")
+	g.p("SHLQ $2, CX")
+	g.p("SUBQ CX, BX")
+	g.p("VMOVDQU (BX), Y%d", g.isa.t1)
+}
+
+// maskedLoad loads vector dst from mem, zero beyond the tail.
+func (g *gen) maskedLoad(mem string, dst int) {
+	if g.isa.bytes == 64 {
+		g.p("VMOVUPS.Z %s, K1, Z%d", mem, dst)
+	} else {
+		g.p("VMASKMOVPS %s, Y%d, Y%d", mem, g.isa.t1, dst)
+	}
+}
+
+// f32 emits tileF32R<r>C<c><isa>: out[j*ldo+i] = Σ_k w[i*ldw+k]·x[j*ldx+k] for i<r, j<c.
 func (g *gen) f32(r, c int) {
+	in := g.isa
 	u := unroll(r, c)
 	nacc := u * r * c
 	acc := func(uu, i, j int) int { return uu*r*c + i*c + j }
 	wz := func(i int) int { return nacc + i }
 	xz := nacc + r
-	if xz >= 30 {
-		log.Fatalf("tile %dx%d unroll %d needs too many registers", r, c, u)
+	if xz >= in.regs {
+		log.Fatalf("%s tile %dx%d unroll %d needs too many registers", in.name, r, c, u)
 	}
-	name := fmt.Sprintf("tileF32R%dC%d", r, c)
+	name := fmt.Sprintf("tileF32R%dC%d%s", r, c, in.name)
 	fmt.Fprintf(&g.b, "\n// func %s(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)\n", name)
 	fmt.Fprintf(&g.b, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
-	g.setupPointers(r, c, 4)
+	g.setupPointers(r, c)
 	for a := 0; a < nacc; a++ {
-		g.p("VPXORD Z%d, Z%d, Z%d", a, a, a)
+		g.p("%s %s, %s, %s", in.zero, g.V(a), g.V(a), g.V(a))
 	}
 	g.p("XORQ %s, %s", idx, idx)
 	g.p("MOVQ k+32(FP), %s", cnt)
-	shift := map[int]int{1: 4, 2: 5, 4: 6}[u]
-	g.p("SHRQ $%d, %s", shift, cnt)
+	g.p("SHRQ $%d, %s", log2(in.lanes*u), cnt)
 	g.p("JZ %s_rest", name)
 	body := func(uu int, mask bool) {
-		ld := "VMOVUPS"
-		k := ""
-		if mask {
-			ld = "VMOVUPS.Z"
-			k = " K1,"
-		}
 		for i := 0; i < r; i++ {
-			g.p("%s %d(%s)(%s*1),%s Z%d", ld, 64*uu, wRegs[i], idx, k, wz(i))
+			mem := fmt.Sprintf("%d(%s)(%s*1)", in.bytes*uu, wRegs[i], idx)
+			if mask {
+				g.maskedLoad(mem, wz(i))
+			} else {
+				g.p("VMOVUPS %s, %s", mem, g.V(wz(i)))
+			}
 		}
 		for j := 0; j < c; j++ {
-			g.p("%s %d(%s)(%s*1),%s Z%d", ld, 64*uu, xRegs[j], idx, k, xz)
+			mem := fmt.Sprintf("%d(%s)(%s*1)", in.bytes*uu, xRegs[j], idx)
+			if mask {
+				g.maskedLoad(mem, xz)
+			} else {
+				g.p("VMOVUPS %s, %s", mem, g.V(xz))
+			}
 			for i := 0; i < r; i++ {
-				g.p("VFMADD231PS Z%d, Z%d, Z%d", wz(i), xz, acc(uu, i, j))
+				g.p("VFMADD231PS %s, %s, %s", g.V(wz(i)), g.V(xz), g.V(acc(uu, i, j)))
 			}
 		}
 	}
@@ -217,68 +306,62 @@ func (g *gen) f32(r, c int) {
 	for uu := 0; uu < u; uu++ {
 		body(uu, false)
 	}
-	g.p("ADDQ $%d, %s", 64*u, idx)
+	g.p("ADDQ $%d, %s", in.bytes*u, idx)
 	g.p("DECQ %s", cnt)
 	g.p("JNZ %s_loop", name)
 	g.label(name + "_rest")
-	// Whole 16-float chunks left over from the unrolled loop, one at a time.
+	if u > 1 {
+		// Whole vectors left over from the unrolled loop, one at a time.
+		g.p("MOVQ k+32(FP), %s", cnt)
+		g.p("SHRQ $%d, %s", log2(in.lanes), cnt)
+		g.p("ANDQ $%d, %s", u-1, cnt)
+		g.p("JZ %s_tail", name)
+		g.label(name + "_one")
+		body(0, false)
+		g.p("ADDQ $%d, %s", in.bytes, idx)
+		g.p("DECQ %s", cnt)
+		g.p("JNZ %s_one", name)
+		g.label(name + "_tail")
+	}
 	g.p("MOVQ k+32(FP), %s", cnt)
-	g.p("SHRQ $4, %s", cnt)
-	g.p("ANDQ $%d, %s", u-1, cnt)
-	g.p("JZ %s_tail", name)
-	g.label(name + "_one")
-	body(0, false)
-	g.p("ADDQ $64, %s", idx)
-	g.p("DECQ %s", cnt)
-	g.p("JNZ %s_one", name)
-	g.label(name + "_tail")
-	g.p("MOVQ k+32(FP), %s", cnt)
-	g.p("ANDQ $15, %s", cnt)
+	g.p("ANDQ $%d, %s", in.lanes-1, cnt)
 	g.p("JZ %s_sum", name)
-	g.p("MOVL $1, BX")
-	g.p("SHLL CX, BX")
-	g.p("DECL BX")
-	g.p("KMOVW BX, K1")
+	g.loadTailMask()
 	body(0, true)
 	g.label(name + "_sum")
 	for uu := 1; uu < u; uu++ {
 		for i := 0; i < r; i++ {
 			for j := 0; j < c; j++ {
-				g.p("VADDPS Z%d, Z%d, Z%d", acc(uu, i, j), acc(0, i, j), acc(0, i, j))
+				g.p("VADDPS %s, %s, %s", g.V(acc(uu, i, j)), g.V(acc(0, i, j)), g.V(acc(0, i, j)))
 			}
 		}
 	}
-	g.store(r, c, acc)
+	g.storeAt(r, c, acc, "out+40(FP)", "ldo+48(FP)")
 	g.p("VZEROUPPER")
 	g.p("RET")
 }
 
-// Registers of the Q8 kernels: every general-purpose register is taken.
-var (
-	q8WRegs = []string{"SI", "DI", "R8", "R9"}
-	q8XRegs = []string{"R10", "R11", "R12"}
-	q8SRegs = []string{"R13", "R14", "R15", "BX"}
-)
-
-// q8 emits tileQ8R<r>C<c>: like tileF32 with int8 weight rows, where each group of gs
+// q8 emits tileQ8R<r>C<c><isa>: like f32 with int8 weight rows, where each group of gs
 // weights is summed into its own accumulators, then scaled into the row's accumulators:
-// out[j*ldo+i] = Σ_g s[i*lds+g]·Σ_{l in g} w[i*ldw+l]·x[j*ldx+l]. gs is a multiple of 16.
+// out[j*ldo+i] = Σ_g s[i*lds+g]·Σ_{l in g} w[i*ldw+l]·x[j*ldx+l]. gs is a multiple of
+// the lane count.
 func (g *gen) q8(r, c int) {
+	in := g.isa
 	nacc := r * c
 	acc := func(_, i, j int) int { return i*c + j }
 	grp := func(i, j int) int { return nacc + i*c + j }
 	wz := func(i int) int { return 2*nacc + i }
 	xz := 2*nacc + r
-	if xz >= 30 {
-		log.Fatalf("q8 tile %dx%d needs too many registers", r, c)
+	if xz >= in.regs {
+		log.Fatalf("%s q8 tile %dx%d needs too many registers", in.name, r, c)
 	}
-	name := fmt.Sprintf("tileQ8R%dC%d", r, c)
+	name := fmt.Sprintf("tileQ8R%dC%d%s", r, c, in.name)
 	fmt.Fprintf(&g.b, "\n// func %s(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)\n", name)
 	fmt.Fprintf(&g.b, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
-	g.p("MOVQ w+0(FP), %s", q8WRegs[0])
+	g.p("MOVQ w+0(FP), %s", wRegs[0])
 	g.p("MOVQ ldw+8(FP), DX")
 	for i := 1; i < r; i++ {
-		g.p("LEAQ (%s)(DX*1), %s", q8WRegs[i-1], q8WRegs[i])
+		g.p("LEAQ (%s)(DX*1), %s", wRegs[i-1], wRegs[i])
 	}
 	g.p("MOVQ x+16(FP), %s", q8XRegs[0])
 	g.p("MOVQ ldx+24(FP), DX")
@@ -298,47 +381,47 @@ func (g *gen) q8(r, c int) {
 	pf := c < len(q8XRegs)
 	if pf {
 		g.p("MOVQ ldw+8(FP), DX")
-		g.p("MOVQ %s, %s", q8WRegs[0], q8XRegs[2])
+		g.p("MOVQ %s, %s", wRegs[0], q8XRegs[2])
 		for i := 0; i < r; i++ {
 			g.p("ADDQ DX, %s", q8XRegs[2])
 		}
 	}
 	for a := 0; a < nacc; a++ {
-		g.p("VPXORD Z%d, Z%d, Z%d", a, a, a)
+		g.p("%s %s, %s, %s", in.zero, g.V(a), g.V(a), g.V(a))
 	}
 	g.p("XORQ %s, %s", idx, idx)
 	g.p("MOVQ groups+32(FP), DX")
 	g.label(name + "_group")
 	for i := 0; i < r; i++ {
 		for j := 0; j < c; j++ {
-			g.p("VPXORD Z%d, Z%d, Z%d", grp(i, j), grp(i, j), grp(i, j))
+			g.p("%s %s, %s, %s", in.zero, g.V(grp(i, j)), g.V(grp(i, j)), g.V(grp(i, j)))
 		}
 	}
 	g.p("MOVQ gs+40(FP), %s", cnt)
-	g.p("SHRQ $4, %s", cnt)
+	g.p("SHRQ $%d, %s", log2(in.lanes), cnt)
 	g.label(name + "_chunk")
 	if pf {
 		g.p("PREFETCHT0 (%s)", q8XRegs[2])
-		g.p("ADDQ $%d, %s", 16*r, q8XRegs[2])
+		g.p("ADDQ $%d, %s", in.lanes*r, q8XRegs[2])
 	}
 	for i := 0; i < r; i++ {
-		g.p("VPMOVSXBD (%s)(%s*1), Z%d", q8WRegs[i], idx, wz(i))
-		g.p("VCVTDQ2PS Z%d, Z%d", wz(i), wz(i))
+		g.p("VPMOVSXBD (%s)(%s*1), %s", wRegs[i], idx, g.V(wz(i)))
+		g.p("VCVTDQ2PS %s, %s", g.V(wz(i)), g.V(wz(i)))
 	}
 	for j := 0; j < c; j++ {
-		g.p("VMOVUPS (%s)(%s*4), Z%d", q8XRegs[j], idx, xz)
+		g.p("VMOVUPS (%s)(%s*4), %s", q8XRegs[j], idx, g.V(xz))
 		for i := 0; i < r; i++ {
-			g.p("VFMADD231PS Z%d, Z%d, Z%d", wz(i), xz, grp(i, j))
+			g.p("VFMADD231PS %s, %s, %s", g.V(wz(i)), g.V(xz), g.V(grp(i, j)))
 		}
 	}
-	g.p("ADDQ $16, %s", idx)
+	g.p("ADDQ $%d, %s", in.lanes, idx)
 	g.p("DECQ %s", cnt)
 	g.p("JNZ %s_chunk", name)
 	for i := 0; i < r; i++ {
-		g.p("VBROADCASTSS (%s), Z%d", q8SRegs[i], wz(i))
+		g.p("VBROADCASTSS (%s), %s", q8SRegs[i], g.V(wz(i)))
 		g.p("ADDQ $4, %s", q8SRegs[i])
 		for j := 0; j < c; j++ {
-			g.p("VFMADD231PS Z%d, Z%d, Z%d", grp(i, j), wz(i), acc(0, i, j))
+			g.p("VFMADD231PS %s, %s, %s", g.V(grp(i, j)), g.V(wz(i)), g.V(acc(0, i, j)))
 		}
 	}
 	g.p("DECQ DX")
@@ -348,78 +431,87 @@ func (g *gen) q8(r, c int) {
 	g.p("RET")
 }
 
-// axpy emits axpyAVX512: y[i] += alpha·x[i] for i < n.
+// axpy emits axpy<isa>: y[i] += alpha·x[i] for i < n, four vectors per iteration.
 func (g *gen) axpy() {
-	g.b.WriteString(`
-// func axpyAVX512(alpha float32, x *float32, y *float32, n int)
-TEXT ·axpyAVX512(SB), NOSPLIT, $0-32
-	VBROADCASTSS alpha+0(FP), Z31
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
-	XORQ AX, AX
-	MOVQ n+24(FP), CX
-	SHRQ $6, CX
-	JZ axpy_rest
-axpy_loop:
-	VMOVUPS 0(SI)(AX*1), Z0
-	VMOVUPS 64(SI)(AX*1), Z1
-	VMOVUPS 128(SI)(AX*1), Z2
-	VMOVUPS 192(SI)(AX*1), Z3
-	VFMADD213PS 0(DI)(AX*1), Z31, Z0
-	VFMADD213PS 64(DI)(AX*1), Z31, Z1
-	VFMADD213PS 128(DI)(AX*1), Z31, Z2
-	VFMADD213PS 192(DI)(AX*1), Z31, Z3
-	VMOVUPS Z0, 0(DI)(AX*1)
-	VMOVUPS Z1, 64(DI)(AX*1)
-	VMOVUPS Z2, 128(DI)(AX*1)
-	VMOVUPS Z3, 192(DI)(AX*1)
-	ADDQ $256, AX
-	DECQ CX
-	JNZ axpy_loop
-axpy_rest:
-	MOVQ n+24(FP), CX
-	SHRQ $4, CX
-	ANDQ $3, CX
-	JZ axpy_tail
-axpy_one:
-	VMOVUPS 0(SI)(AX*1), Z0
-	VFMADD213PS 0(DI)(AX*1), Z31, Z0
-	VMOVUPS Z0, 0(DI)(AX*1)
-	ADDQ $64, AX
-	DECQ CX
-	JNZ axpy_one
-axpy_tail:
-	MOVQ n+24(FP), CX
-	ANDQ $15, CX
-	JZ axpy_done
-	MOVL $1, BX
-	SHLL CX, BX
-	DECL BX
-	KMOVW BX, K1
-	VMOVUPS.Z 0(SI)(AX*1), K1, Z0
-	VMOVUPS.Z 0(DI)(AX*1), K1, Z1
-	VFMADD231PS Z0, Z31, Z1
-	VMOVUPS Z1, K1, 0(DI)(AX*1)
-axpy_done:
-	VZEROUPPER
-	RET
-`)
+	in := g.isa
+	name := "axpy" + in.name
+	a := in.t0 // alpha broadcast
+	fmt.Fprintf(&g.b, "\n// func %s(alpha float32, x *float32, y *float32, n int)\n", name)
+	fmt.Fprintf(&g.b, "TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
+	g.p("VBROADCASTSS alpha+0(FP), %s", g.V(a))
+	g.p("MOVQ x+8(FP), SI")
+	g.p("MOVQ y+16(FP), DI")
+	g.p("XORQ AX, AX")
+	g.p("MOVQ n+24(FP), CX")
+	g.p("SHRQ $%d, CX", log2(4*in.lanes))
+	g.p("JZ %s_rest", name)
+	g.label(name + "_loop")
+	for i := 0; i < 4; i++ {
+		g.p("VMOVUPS %d(SI)(AX*1), %s", i*in.bytes, g.V(i))
+	}
+	for i := 0; i < 4; i++ {
+		g.p("VFMADD213PS %d(DI)(AX*1), %s, %s", i*in.bytes, g.V(a), g.V(i))
+	}
+	for i := 0; i < 4; i++ {
+		g.p("VMOVUPS %s, %d(DI)(AX*1)", g.V(i), i*in.bytes)
+	}
+	g.p("ADDQ $%d, AX", 4*in.bytes)
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_rest")
+	g.p("MOVQ n+24(FP), CX")
+	g.p("SHRQ $%d, CX", log2(in.lanes))
+	g.p("ANDQ $3, CX")
+	g.p("JZ %s_tail", name)
+	g.label(name + "_one")
+	g.p("VMOVUPS 0(SI)(AX*1), %s", g.V(0))
+	g.p("VFMADD213PS 0(DI)(AX*1), %s, %s", g.V(a), g.V(0))
+	g.p("VMOVUPS %s, 0(DI)(AX*1)", g.V(0))
+	g.p("ADDQ $%d, AX", in.bytes)
+	g.p("DECQ CX")
+	g.p("JNZ %s_one", name)
+	g.label(name + "_tail")
+	g.p("MOVQ n+24(FP), CX")
+	g.p("ANDQ $%d, CX", in.lanes-1)
+	g.p("JZ %s_done", name)
+	g.loadTailMask()
+	g.maskedLoad("0(SI)(AX*1)", 0)
+	g.maskedLoad("0(DI)(AX*1)", 1)
+	g.p("VFMADD231PS %s, %s, %s", g.V(0), g.V(a), g.V(1))
+	if in.bytes == 64 {
+		g.p("VMOVUPS Z1, K1, 0(DI)(AX*1)")
+	} else {
+		g.p("VMASKMOVPS Y1, Y%d, 0(DI)(AX*1)", in.t1)
+	}
+	g.label(name + "_done")
+	g.p("VZEROUPPER")
+	g.p("RET")
 }
 
 func main() {
 	g := &gen{}
 	g.b.WriteString("// Code generated by gen_asm.go; DO NOT EDIT.\n\n//go:build !purego\n\n#include \"textflag.h\"\n")
-	for r := 1; r <= maxR; r++ {
-		for c := 1; c <= maxF32C; c++ {
-			g.f32(r, c)
+	g.b.WriteString("\n// tailMaskAVX2: eight -1 then eight 0 (int32).\n")
+	for i := 0; i < 16; i++ {
+		v := "$0xffffffff"
+		if i >= 8 {
+			v = "$0"
 		}
+		fmt.Fprintf(&g.b, "DATA tailMaskAVX2<>+%d(SB)/4, %s\n", 4*i, v)
 	}
-	for r := 1; r <= maxR; r++ {
-		for c := 1; c <= maxQ8C; c++ {
-			g.q8(r, c)
+	g.b.WriteString("GLOBL tailMaskAVX2<>(SB), RODATA|NOPTR, $64\n")
+	for _, in := range []isa{avx512, avx2} {
+		g.isa = in
+		for r := 1; r <= in.maxR; r++ {
+			for c := 1; c <= in.maxC; c++ {
+				g.f32(r, c)
+			}
+			for c := 1; c <= in.maxQ8C; c++ {
+				g.q8(r, c)
+			}
 		}
+		g.axpy()
 	}
-	g.axpy()
 	if err := os.WriteFile("matmul_amd64.s", g.b.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -428,36 +520,43 @@ func main() {
 	}
 }
 
-// decls returns the Go declarations of the kernels and the tables that index them.
+// decls returns the Go declarations of the kernels and one kernelSet per isa.
 func decls() []byte {
 	var b bytes.Buffer
 	b.WriteString("// Code generated by gen_asm.go; DO NOT EDIT.\n\n//go:build !purego\n\npackage tensor\n")
-	b.WriteString("\n//go:noescape\nfunc axpyAVX512(alpha float32, x *float32, y *float32, n int)\n")
-	for r := 1; r <= maxR; r++ {
-		for c := 1; c <= maxF32C; c++ {
-			fmt.Fprintf(&b, "\n//go:noescape\nfunc tileF32R%dC%d(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)\n", r, c)
-		}
-		for c := 1; c <= maxQ8C; c++ {
-			fmt.Fprintf(&b, "\n//go:noescape\nfunc tileQ8R%dC%d(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)\n", r, c)
+	for _, in := range []isa{avx512, avx2} {
+		fmt.Fprintf(&b, "\n//go:noescape\nfunc axpy%s(alpha float32, x *float32, y *float32, n int)\n", in.name)
+		for r := 1; r <= in.maxR; r++ {
+			for c := 1; c <= in.maxC; c++ {
+				fmt.Fprintf(&b, "\n//go:noescape\nfunc tileF32R%dC%d%s(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)\n", r, c, in.name)
+			}
+			for c := 1; c <= in.maxQ8C; c++ {
+				fmt.Fprintf(&b, "\n//go:noescape\nfunc tileQ8R%dC%d%s(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)\n", r, c, in.name)
+			}
 		}
 	}
-	table := func(name, typ, kind string, maxC int) {
-		fmt.Fprintf(&b, "\n// %s[R][C] is the AVX-512 kernel for an R x C tile.\n", name)
-		fmt.Fprintf(&b, "var %s = [%d][%d]%s{\n", name, maxR+1, maxC+1, typ)
+	table := func(kind, isaName string, maxR, maxC int) string {
+		var t strings.Builder
 		for r := 1; r <= maxR; r++ {
-			fmt.Fprintf(&b, "\t%d: {", r)
+			fmt.Fprintf(&t, "\t\t%d: {", r)
 			for c := 1; c <= maxC; c++ {
 				if c > 1 {
-					b.WriteString(", ")
+					t.WriteString(", ")
 				}
-				fmt.Fprintf(&b, "%d: tile%sR%dC%d", c, kind, r, c)
+				fmt.Fprintf(&t, "%d: tile%sR%dC%d%s", c, kind, r, c, isaName)
 			}
-			b.WriteString("},\n")
+			t.WriteString("},\n")
 		}
-		b.WriteString("}\n")
+		return t.String()
 	}
-	table("f32Tiles", "tileFunc", "F32", maxF32C)
-	table("q8Tiles", "tileQ8Func", "Q8", maxQ8C)
+	for _, in := range []isa{avx512, avx2} {
+		fmt.Fprintf(&b, "\n// kernels%s holds the %s kernels.\n", in.name, in.name)
+		fmt.Fprintf(&b, "var kernels%s = kernelSet{\n\tname: %q, lanes: %d, maxR: %d, maxC: %d, maxQ8C: %d,\n",
+			in.name, in.name, in.lanes, in.maxR, in.maxC, in.maxQ8C)
+		fmt.Fprintf(&b, "\taxpy: axpy%s,\n", in.name)
+		fmt.Fprintf(&b, "\tf32: [maxTileR + 1][maxTileC + 1]tileFunc{\n%s\t},\n", table("F32", in.name, in.maxR, in.maxC))
+		fmt.Fprintf(&b, "\tq8: [maxTileR + 1][maxQ8TileC + 1]tileQ8Func{\n%s\t},\n}\n", table("Q8", in.name, in.maxR, in.maxQ8C))
+	}
 	out, err := format.Source(b.Bytes())
 	if err != nil {
 		log.Fatal(err)

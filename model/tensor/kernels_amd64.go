@@ -6,66 +6,110 @@ import "golang.org/x/sys/cpu"
 
 //go:generate go run gen_asm.go
 
-// hasAVX512 selects the assembly kernels; tests switch it off to run the pure-Go ones.
-var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL
-
 // tileFunc computes an R x C tile: out[j*ldo+i] = Σ_{l<k} w[i*ldw+l]·x[j*ldx+l] for i < R,
 // j < C. Leading dimensions are in elements.
 type tileFunc func(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
-// tileQ8Func is tileFunc for int8 weights in groups of gs (a multiple of 16) with one
-// scale per group: out[j*ldo+i] = Σ_{g<groups} s[i*lds+g]·Σ_{l in g} w[i*ldw+l]·x[j*ldx+l].
+// tileQ8Func is tileFunc for int8 weights in groups of gs (a multiple of the lane count)
+// with one scale per group:
+// out[j*ldo+i] = Σ_{g<groups} s[i*lds+g]·Σ_{l in g} w[i*ldw+l]·x[j*ldx+l].
 type tileQ8Func func(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
+// kernelSet is the generated assembly for one instruction set (tiles_amd64.go).
+type kernelSet struct {
+	name               string
+	lanes              int // float32 lanes per vector; Q8 groups must be a multiple
+	maxR, maxC, maxQ8C int // tile limits: weight rows, tokens (fp32), tokens (Q8)
+	axpy               func(alpha float32, x *float32, y *float32, n int)
+	f32                [maxTileR + 1][maxTileC + 1]tileFunc
+	q8                 [maxTileR + 1][maxQ8TileC + 1]tileQ8Func
+}
+
+// kernels is the best set the CPU runs, or nil for the portable Go kernels; tests switch
+// it to run every set.
+var kernels = detectKernels()
+
+func detectKernels() *kernelSet {
+	switch {
+	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL:
+		return &kernelsAVX512
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return &kernelsAVX2
+	}
+	return nil
+}
+
+// availableKernels lists the sets this CPU can run, best first.
+func availableKernels() []*kernelSet {
+	var ks []*kernelSet
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL {
+		ks = append(ks, &kernelsAVX512)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, &kernelsAVX2)
+	}
+	return ks
+}
+
 func dot(a, b []float32) float32 {
-	if !hasAVX512 || len(a) == 0 {
+	ks := kernels
+	if ks == nil || len(a) == 0 {
 		return dotGo(a, b)
 	}
+	// Direct calls: through the func value the result variable would escape.
 	var s float32
-	tileF32R1C1(&a[0], 0, &b[0], 0, len(a), &s, 0)
+	if ks == &kernelsAVX512 {
+		tileF32R1C1AVX512(&a[0], 0, &b[0], 0, len(a), &s, 0)
+	} else {
+		tileF32R1C1AVX2(&a[0], 0, &b[0], 0, len(a), &s, 0)
+	}
 	return s
 }
 
 func axpy(alpha float32, x, y []float32) {
-	if !hasAVX512 || len(x) == 0 {
+	ks := kernels
+	if ks == nil || len(x) == 0 {
 		axpyGo(alpha, x, y)
 		return
 	}
-	axpyAVX512(alpha, &x[0], &y[0], len(x))
+	ks.axpy(alpha, &x[0], &y[0], len(x))
 }
 
 // matmulTiles computes rows [lo, hi) of out for all t tokens with register-blocked tiles:
-// each block of maxTileR weight rows is read from memory once and then reused from L1
-// for every tile of tokens.
+// each block of maxR weight rows is read from memory once and then reused from L1 for
+// every tile of tokens.
 func matmulTiles(out, x []float32, w Matrix, t, lo, hi int) {
-	if !hasAVX512 {
+	ks := kernels
+	if ks == nil {
 		matmulRowsGo(out, x, w, t, lo, hi)
 		return
 	}
 	k, n := w.Cols, w.Rows
-	for i := lo; i < hi; i += maxTileR {
-		r := min(maxTileR, hi-i)
+	for i := lo; i < hi; i += ks.maxR {
+		r := min(ks.maxR, hi-i)
 		wp := &w.F32[i*k]
-		for j, c := range tokenTiles(t, maxTileC) {
-			f32Tiles[r][c](wp, k, &x[j*k], k, k, &out[j*n+i], n)
+		for j, c := range tokenTiles(t, ks.maxC) {
+			ks.f32[r][c](wp, k, &x[j*k], k, k, &out[j*n+i], n)
 		}
 	}
 }
 
-// matmulQ8Tiles is matmulTiles for Q8 weights whose group size is a multiple of 16.
+// matmulQ8Tiles is matmulTiles for Q8 weights whose group size is a multiple of the
+// vector width.
 func matmulQ8Tiles(out, x []float32, w Matrix, t, lo, hi int) {
+	ks := kernels
 	gs := w.GroupSize
-	if !hasAVX512 || gs%16 != 0 {
+	if ks == nil || gs%ks.lanes != 0 {
 		matmulQ8Range(out, x, w, t, lo, hi)
 		return
 	}
 	k, n := w.Cols, w.Rows
 	groups := k / gs
-	for i := lo; i < hi; i += maxTileR {
-		r := min(maxTileR, hi-i)
+	for i := lo; i < hi; i += ks.maxR {
+		r := min(ks.maxR, hi-i)
 		wp, sp := &w.Q8[i*k], &w.Scales[i*groups]
-		for j, c := range tokenTiles(t, maxQ8TileC) {
-			q8Tiles[r][c](wp, k, &x[j*k], k, groups, gs, &out[j*n+i], n, sp, groups)
+		for j, c := range tokenTiles(t, ks.maxQ8C) {
+			ks.q8[r][c](wp, k, &x[j*k], k, groups, gs, &out[j*n+i], n, sp, groups)
 		}
 	}
 }

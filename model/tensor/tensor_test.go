@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -20,17 +19,18 @@ func randMatrix(rng *rand.Rand, rows, cols int) Matrix {
 	return Matrix{Rows: rows, Cols: cols, F32: randVec(rng, rows*cols)}
 }
 
-// kernelModes runs f with the assembly kernels (when the CPU has them) and with the
-// portable Go kernels.
+// kernelModes runs f with every kernel set the CPU has and with the portable Go kernels.
 func kernelModes(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
-	modes := []bool{false}
-	if hasAVX512 {
-		modes = append(modes, true)
-	}
-	for _, asm := range modes {
-		t.Run(fmt.Sprintf("asm=%v", asm), func(t *testing.T) {
-			setAsm(t, asm)
+	for _, ks := range append(availableKernels(), nil) {
+		name := "go"
+		if ks != nil {
+			name = ks.name
+		}
+		t.Run(name, func(t *testing.T) {
+			old := kernels
+			kernels = ks
+			t.Cleanup(func() { kernels = old })
 			f(t)
 		})
 	}
@@ -109,7 +109,7 @@ func TestMatMulQ8(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		shapes := []struct{ rows, cols, gs int }{
 			{1, 16, 16}, {5, 32, 16}, {7, 64, 64}, {172, 64, 32}, {64, 192, 64}, {33, 768, 64},
-			{3, 12, 4}, {6, 10, 5},
+			{3, 12, 4}, {6, 10, 5}, {9, 24, 8},
 		}
 		for _, threads := range []int{1, 2} {
 			p := NewPool(threads)

@@ -8,125 +8,184 @@ package tensor
 func axpyAVX512(alpha float32, x *float32, y *float32, n int)
 
 //go:noescape
-func tileF32R1C1(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R1C1AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R1C2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R1C2AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R1C3(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R1C3AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R1C4(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R1C4AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R1C5(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R1C5AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R1C6(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R1C6AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileQ8R1C1(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R1C1AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R1C2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R1C2AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R1C3(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R1C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileF32R2C1(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R2C1AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R2C2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R2C2AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R2C3(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R2C3AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R2C4(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R2C4AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R2C5(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R2C5AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R2C6(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R2C6AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileQ8R2C1(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R2C1AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R2C2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R2C2AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R2C3(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R2C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileF32R3C1(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R3C1AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R3C2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R3C2AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R3C3(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R3C3AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R3C4(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R3C4AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R3C5(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R3C5AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R3C6(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R3C6AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileQ8R3C1(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R3C1AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R3C2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R3C2AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R3C3(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R3C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileF32R4C1(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R4C1AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R4C2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R4C2AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R4C3(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R4C3AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R4C4(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R4C4AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R4C5(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R4C5AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileF32R4C6(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+func tileF32R4C6AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
-func tileQ8R4C1(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R4C1AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R4C2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R4C2AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R4C3(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+func tileQ8R4C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
-// f32Tiles[R][C] is the AVX-512 kernel for an R x C tile.
-var f32Tiles = [5][7]tileFunc{
-	1: {1: tileF32R1C1, 2: tileF32R1C2, 3: tileF32R1C3, 4: tileF32R1C4, 5: tileF32R1C5, 6: tileF32R1C6},
-	2: {1: tileF32R2C1, 2: tileF32R2C2, 3: tileF32R2C3, 4: tileF32R2C4, 5: tileF32R2C5, 6: tileF32R2C6},
-	3: {1: tileF32R3C1, 2: tileF32R3C2, 3: tileF32R3C3, 4: tileF32R3C4, 5: tileF32R3C5, 6: tileF32R3C6},
-	4: {1: tileF32R4C1, 2: tileF32R4C2, 3: tileF32R4C3, 4: tileF32R4C4, 5: tileF32R4C5, 6: tileF32R4C6},
+//go:noescape
+func axpyAVX2(alpha float32, x *float32, y *float32, n int)
+
+//go:noescape
+func tileF32R1C1AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
+func tileF32R1C2AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
+func tileQ8R1C1AVX2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
+func tileF32R2C1AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
+func tileF32R2C2AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
+func tileQ8R2C1AVX2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
+func tileF32R3C1AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
+func tileF32R3C2AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
+func tileQ8R3C1AVX2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
+func tileF32R4C1AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
+func tileF32R4C2AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
+func tileQ8R4C1AVX2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+// kernelsAVX512 holds the AVX512 kernels.
+var kernelsAVX512 = kernelSet{
+	name: "AVX512", lanes: 16, maxR: 4, maxC: 6, maxQ8C: 3,
+	axpy: axpyAVX512,
+	f32: [maxTileR + 1][maxTileC + 1]tileFunc{
+		1: {1: tileF32R1C1AVX512, 2: tileF32R1C2AVX512, 3: tileF32R1C3AVX512, 4: tileF32R1C4AVX512, 5: tileF32R1C5AVX512, 6: tileF32R1C6AVX512},
+		2: {1: tileF32R2C1AVX512, 2: tileF32R2C2AVX512, 3: tileF32R2C3AVX512, 4: tileF32R2C4AVX512, 5: tileF32R2C5AVX512, 6: tileF32R2C6AVX512},
+		3: {1: tileF32R3C1AVX512, 2: tileF32R3C2AVX512, 3: tileF32R3C3AVX512, 4: tileF32R3C4AVX512, 5: tileF32R3C5AVX512, 6: tileF32R3C6AVX512},
+		4: {1: tileF32R4C1AVX512, 2: tileF32R4C2AVX512, 3: tileF32R4C3AVX512, 4: tileF32R4C4AVX512, 5: tileF32R4C5AVX512, 6: tileF32R4C6AVX512},
+	},
+	q8: [maxTileR + 1][maxQ8TileC + 1]tileQ8Func{
+		1: {1: tileQ8R1C1AVX512, 2: tileQ8R1C2AVX512, 3: tileQ8R1C3AVX512},
+		2: {1: tileQ8R2C1AVX512, 2: tileQ8R2C2AVX512, 3: tileQ8R2C3AVX512},
+		3: {1: tileQ8R3C1AVX512, 2: tileQ8R3C2AVX512, 3: tileQ8R3C3AVX512},
+		4: {1: tileQ8R4C1AVX512, 2: tileQ8R4C2AVX512, 3: tileQ8R4C3AVX512},
+	},
 }
 
-// q8Tiles[R][C] is the AVX-512 kernel for an R x C tile.
-var q8Tiles = [5][4]tileQ8Func{
-	1: {1: tileQ8R1C1, 2: tileQ8R1C2, 3: tileQ8R1C3},
-	2: {1: tileQ8R2C1, 2: tileQ8R2C2, 3: tileQ8R2C3},
-	3: {1: tileQ8R3C1, 2: tileQ8R3C2, 3: tileQ8R3C3},
-	4: {1: tileQ8R4C1, 2: tileQ8R4C2, 3: tileQ8R4C3},
+// kernelsAVX2 holds the AVX2 kernels.
+var kernelsAVX2 = kernelSet{
+	name: "AVX2", lanes: 8, maxR: 4, maxC: 2, maxQ8C: 1,
+	axpy: axpyAVX2,
+	f32: [maxTileR + 1][maxTileC + 1]tileFunc{
+		1: {1: tileF32R1C1AVX2, 2: tileF32R1C2AVX2},
+		2: {1: tileF32R2C1AVX2, 2: tileF32R2C2AVX2},
+		3: {1: tileF32R3C1AVX2, 2: tileF32R3C2AVX2},
+		4: {1: tileF32R4C1AVX2, 2: tileF32R4C2AVX2},
+	},
+	q8: [maxTileR + 1][maxQ8TileC + 1]tileQ8Func{
+		1: {1: tileQ8R1C1AVX2},
+		2: {1: tileQ8R2C1AVX2},
+		3: {1: tileQ8R3C1AVX2},
+		4: {1: tileQ8R4C1AVX2},
+	},
 }
