@@ -171,9 +171,10 @@ func boltOpen(cfg Config) (db *bolt.DB, err error) {
 		}
 	}()
 	db, err = bolt.Open(cfg.Path, 0o600, &bolt.Options{
-		Timeout:      cfg.LockTimeout,
-		NoSync:       cfg.NoSync,
-		FreelistType: bolt.FreelistMapType,
+		Timeout:         cfg.LockTimeout,
+		NoSync:          cfg.NoSync,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize(cfg.MaxBytes),
 	})
 	if err == nil {
 		return db, nil
@@ -183,6 +184,21 @@ func boltOpen(cfg Config) (db *bolt.DB, err error) {
 		return nil, fmt.Errorf("swap: open %s: %w", cfg.Path, err)
 	}
 	return nil, &setAsideError{"corrupt", fmt.Errorf("bbolt: %w", err)}
+}
+
+// initialMmapSize is the address space bbolt maps up front: enough for the
+// whole tier (MaxBytes and a quarter for bbolt's overhead), 4 GiB when the
+// tier is unbounded. Growing the map makes bbolt wait for every read
+// transaction (a prefetch stalls the swap-out) and copy every dirty value of
+// the write transaction to the heap (BenchmarkPut measured 315 MB of copies
+// over 5 batches of 38 MB on a fresh file); mapping beyond the end of the
+// file costs only address space, the file still grows as written.
+func initialMmapSize(maxBytes int64) int {
+	const unbounded, floor = 4 << 30, 64 << 20
+	if maxBytes == 0 {
+		return unbounded
+	}
+	return int(min(max(maxBytes+maxBytes/4, floor), 1<<40))
 }
 
 // initMeta writes the meta bucket of a new file, or checks that an existing
