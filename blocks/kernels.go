@@ -7,6 +7,12 @@ import "math"
 // compiler to fuse it into an FMA), and sums run in index order, as run.c's loops do; so
 // FP32 results equal llama2.c's bit for bit.
 
+// Scores kernels fill out (n) with q·K[j] for the n rows of k (n·headSize, headSize =
+// len(q)). They work on four rows at a time: four independent sums hide the latency of
+// the adds, while each sum still runs in index order, so the result equals one dotF32 per
+// row. AccumV kernels add Σ_j w[j]·V[j] into out, four rows per pass over out, each
+// element still accumulated in order of j.
+
 // dotF32 is Σ q[i]·k[i] in index order.
 func dotF32(q, k []float32) float32 {
 	k = k[:len(q)]
@@ -17,48 +23,138 @@ func dotF32(q, k []float32) float32 {
 	return s
 }
 
-// axpyF32 does out[i] += w·v[i].
-func axpyF32(out []float32, w float32, v []float32) {
-	v = v[:len(out)]
-	for i, x := range v {
-		out[i] += float32(w * x)
+func scoresF32(out, q, k []float32) {
+	hs, j := len(q), 0
+	for ; j+4 <= len(out); j += 4 {
+		k0, k1, k2, k3 := k[j*hs:][:hs], k[(j+1)*hs:][:hs], k[(j+2)*hs:][:hs], k[(j+3)*hs:][:hs]
+		var s0, s1, s2, s3 float32
+		for i, x := range q {
+			s0 += float32(x * k0[i])
+			s1 += float32(x * k1[i])
+			s2 += float32(x * k2[i])
+			s3 += float32(x * k3[i])
+		}
+		out[j], out[j+1], out[j+2], out[j+3] = s0, s1, s2, s3
+	}
+	for ; j < len(out); j++ {
+		out[j] = dotF32(q, k[j*hs:])
 	}
 }
 
-// dotF16 is Σ q[i]·half(k[i]) in index order; tab is halfTable.
-func dotF16(tab *[1 << 16]float32, q []float32, k []uint16) float32 {
-	k = k[:len(q)]
-	var s float32
-	for i, x := range q {
-		s += float32(x * tab[k[i]])
+func accumF32(out, w, v []float32) {
+	hs, j := len(out), 0
+	for ; j+4 <= len(w); j += 4 {
+		w0, w1, w2, w3 := w[j], w[j+1], w[j+2], w[j+3]
+		v0, v1, v2, v3 := v[j*hs:][:hs], v[(j+1)*hs:][:hs], v[(j+2)*hs:][:hs], v[(j+3)*hs:][:hs]
+		for i := range out {
+			o := out[i]
+			o += float32(w0 * v0[i])
+			o += float32(w1 * v1[i])
+			o += float32(w2 * v2[i])
+			o += float32(w3 * v3[i])
+			out[i] = o
+		}
 	}
-	return s
-}
-
-// axpyF16 does out[i] += w·half(v[i]).
-func axpyF16(tab *[1 << 16]float32, out []float32, w float32, v []uint16) {
-	v = v[:len(out)]
-	for i, x := range v {
-		out[i] += float32(w * tab[x])
-	}
-}
-
-// putF16 rounds src into dst.
-func putF16(dst []uint16, src []float32) {
-	dst = dst[:len(src)]
-	for i, x := range src {
-		dst[i] = float32ToHalf(x)
+	for ; j < len(w); j++ {
+		vj := v[j*hs:][:hs]
+		for i := range out {
+			out[i] += float32(w[j] * vj[i])
+		}
 	}
 }
 
-// dotI8 is Σ q[i]·k[i] over the integers k; the caller multiplies by the row's scale.
-func dotI8(q []float32, k []int8) float32 {
-	k = k[:len(q)]
-	var s float32
-	for i, x := range q {
-		s += float32(x * float32(k[i]))
+// The FP16 kernels decode through tab, the half → float32 table.
+
+func scoresF16(tab *[1 << 16]float32, out, q []float32, k []uint16) {
+	hs, j := len(q), 0
+	for ; j+4 <= len(out); j += 4 {
+		k0, k1, k2, k3 := k[j*hs:][:hs], k[(j+1)*hs:][:hs], k[(j+2)*hs:][:hs], k[(j+3)*hs:][:hs]
+		var s0, s1, s2, s3 float32
+		for i, x := range q {
+			s0 += float32(x * tab[k0[i]])
+			s1 += float32(x * tab[k1[i]])
+			s2 += float32(x * tab[k2[i]])
+			s3 += float32(x * tab[k3[i]])
+		}
+		out[j], out[j+1], out[j+2], out[j+3] = s0, s1, s2, s3
 	}
-	return s
+	for ; j < len(out); j++ {
+		kj := k[j*hs:][:hs]
+		var s float32
+		for i, x := range q {
+			s += float32(x * tab[kj[i]])
+		}
+		out[j] = s
+	}
+}
+
+func accumF16(tab *[1 << 16]float32, out, w []float32, v []uint16) {
+	hs, j := len(out), 0
+	for ; j+4 <= len(w); j += 4 {
+		w0, w1, w2, w3 := w[j], w[j+1], w[j+2], w[j+3]
+		v0, v1, v2, v3 := v[j*hs:][:hs], v[(j+1)*hs:][:hs], v[(j+2)*hs:][:hs], v[(j+3)*hs:][:hs]
+		for i := range out {
+			o := out[i]
+			o += float32(w0 * tab[v0[i]])
+			o += float32(w1 * tab[v1[i]])
+			o += float32(w2 * tab[v2[i]])
+			o += float32(w3 * tab[v3[i]])
+			out[i] = o
+		}
+	}
+	for ; j < len(w); j++ {
+		vj := v[j*hs:][:hs]
+		for i := range out {
+			out[i] += float32(w[j] * tab[vj[i]])
+		}
+	}
+}
+
+// The Int8 kernels sum over the integers and apply each row's scale once: Scores
+// multiplies the integer dot product by sc[j]; AccumV folds sc[j] into the weight.
+
+func scoresI8(out, q []float32, k []int8, sc []float32) {
+	hs, j := len(q), 0
+	sc = sc[:len(out)]
+	for ; j+4 <= len(out); j += 4 {
+		k0, k1, k2, k3 := k[j*hs:][:hs], k[(j+1)*hs:][:hs], k[(j+2)*hs:][:hs], k[(j+3)*hs:][:hs]
+		var s0, s1, s2, s3 float32
+		for i, x := range q {
+			s0 += float32(x * float32(k0[i]))
+			s1 += float32(x * float32(k1[i]))
+			s2 += float32(x * float32(k2[i]))
+			s3 += float32(x * float32(k3[i]))
+		}
+		out[j], out[j+1], out[j+2], out[j+3] = s0*sc[j], s1*sc[j+1], s2*sc[j+2], s3*sc[j+3]
+	}
+	for ; j < len(out); j++ {
+		kj := k[j*hs:][:hs]
+		var s float32
+		for i, x := range q {
+			s += float32(x * float32(kj[i]))
+		}
+		out[j] = s * sc[j]
+	}
+}
+
+func accumI8(out, w []float32, v []int8, sc []float32) {
+	hs, j := len(out), 0
+	sc = sc[:len(w)]
+	for ; j+4 <= len(w); j += 4 {
+		w0, w1, w2, w3 := w[j]*sc[j], w[j+1]*sc[j+1], w[j+2]*sc[j+2], w[j+3]*sc[j+3]
+		v0, v1, v2, v3 := v[j*hs:][:hs], v[(j+1)*hs:][:hs], v[(j+2)*hs:][:hs], v[(j+3)*hs:][:hs]
+		for i := range out {
+			o := out[i]
+			o += float32(w0 * float32(v0[i]))
+			o += float32(w1 * float32(v1[i]))
+			o += float32(w2 * float32(v2[i]))
+			o += float32(w3 * float32(v3[i]))
+			out[i] = o
+		}
+	}
+	for ; j < len(w); j++ {
+		axpyI8(out, w[j]*sc[j], v[j*hs:])
+	}
 }
 
 // axpyI8 does out[i] += ws·v[i], ws being the weight times the row's scale.
@@ -69,23 +165,84 @@ func axpyI8(out []float32, ws float32, v []int8) {
 	}
 }
 
-// dotI4 is Σ q[i]·k[i] over signed nibbles, element 2i in the low nibble of k[i/2].
+// The Int4 kernels read signed nibbles, element 2i in the low nibble of byte i, two rows
+// at a time (a row is headSize/2 bytes).
+
+// lo4 and hi4 sign-extend the low and the high nibble of b.
+func lo4(b byte) float32 { return float32(int8(b<<4) >> 4) }
+func hi4(b byte) float32 { return float32(int8(b) >> 4) }
+
+func scoresI4(out, q []float32, k []byte, sc []float32) {
+	h2, j := len(q)/2, 0
+	q = q[:2*h2]
+	sc = sc[:len(out)]
+	for ; j+4 <= len(out); j += 4 {
+		k0, k1, k2, k3 := k[j*h2:][:h2], k[(j+1)*h2:][:h2], k[(j+2)*h2:][:h2], k[(j+3)*h2:][:h2]
+		var s0, s1, s2, s3 float32
+		for i := range k0 {
+			x, y := q[2*i], q[2*i+1]
+			s0 += float32(x * lo4(k0[i]))
+			s0 += float32(y * hi4(k0[i]))
+			s1 += float32(x * lo4(k1[i]))
+			s1 += float32(y * hi4(k1[i]))
+			s2 += float32(x * lo4(k2[i]))
+			s2 += float32(y * hi4(k2[i]))
+			s3 += float32(x * lo4(k3[i]))
+			s3 += float32(y * hi4(k3[i]))
+		}
+		out[j], out[j+1], out[j+2], out[j+3] = s0*sc[j], s1*sc[j+1], s2*sc[j+2], s3*sc[j+3]
+	}
+	for ; j < len(out); j++ {
+		out[j] = dotI4(q, k[j*h2:]) * sc[j]
+	}
+}
+
+// dotI4 is Σ q[i]·k[i] over signed nibbles.
 func dotI4(q []float32, k []byte) float32 {
 	k = k[:len(q)/2]
 	var s float32
 	for i, b := range k {
-		s += float32(q[2*i] * float32(int8(b<<4)>>4))
-		s += float32(q[2*i+1] * float32(int8(b)>>4))
+		s += float32(q[2*i] * lo4(b))
+		s += float32(q[2*i+1] * hi4(b))
 	}
 	return s
+}
+
+func accumI4(out, w []float32, v []byte, sc []float32) {
+	h2, j := len(out)/2, 0
+	out = out[:2*h2]
+	sc = sc[:len(w)]
+	for ; j+2 <= len(w); j += 2 {
+		w0, w1 := w[j]*sc[j], w[j+1]*sc[j+1]
+		v0, v1 := v[j*h2:][:h2], v[(j+1)*h2:][:h2]
+		for i := range v0 {
+			a, b := out[2*i], out[2*i+1]
+			a += float32(w0 * lo4(v0[i]))
+			b += float32(w0 * hi4(v0[i]))
+			a += float32(w1 * lo4(v1[i]))
+			b += float32(w1 * hi4(v1[i]))
+			out[2*i], out[2*i+1] = a, b
+		}
+	}
+	for ; j < len(w); j++ {
+		axpyI4(out, w[j]*sc[j], v[j*h2:])
+	}
 }
 
 // axpyI4 does out[i] += ws·nibble(v, i).
 func axpyI4(out []float32, ws float32, v []byte) {
 	v = v[:len(out)/2]
 	for i, b := range v {
-		out[2*i] += float32(ws * float32(int8(b<<4)>>4))
-		out[2*i+1] += float32(ws * float32(int8(b)>>4))
+		out[2*i] += float32(ws * lo4(b))
+		out[2*i+1] += float32(ws * hi4(b))
+	}
+}
+
+// putF16 rounds src into dst.
+func putF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	for i, x := range src {
+		dst[i] = float32ToHalf(x)
 	}
 }
 

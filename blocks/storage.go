@@ -113,26 +113,13 @@ func (st *storage) scores(out, q []float32, block, layer, head, n int) {
 	r := st.row(block, 0, layer, head, 0)
 	switch st.dtype {
 	case FP32:
-		k := st.f32[r*hs : (r+n)*hs]
-		for j := range out {
-			out[j] = dotF32(q, k[j*hs:(j+1)*hs])
-		}
+		scoresF32(out, q, st.f32[r*hs:(r+n)*hs])
 	case FP16:
-		k := st.f16[r*hs : (r+n)*hs]
-		for j := range out {
-			out[j] = dotF16(st.half, q, k[j*hs:(j+1)*hs])
-		}
+		scoresF16(st.half, out, q, st.f16[r*hs:(r+n)*hs])
 	case Int8:
-		k, sc := st.i8[r*hs:(r+n)*hs], st.scale[r:r+n]
-		for j := range out {
-			out[j] = dotI8(q, k[j*hs:(j+1)*hs]) * sc[j]
-		}
+		scoresI8(out, q, st.i8[r*hs:(r+n)*hs], st.scale[r:r+n])
 	case Int4:
-		h2 := hs / 2
-		k, sc := st.i4[r*h2:(r+n)*h2], st.scale[r:r+n]
-		for j := range out {
-			out[j] = dotI4(q, k[j*h2:(j+1)*h2]) * sc[j]
-		}
+		scoresI4(out, q, st.i4[r*hs/2:(r+n)*hs/2], st.scale[r:r+n])
 	}
 }
 
@@ -147,26 +134,13 @@ func (st *storage) accumV(out, w []float32, block, layer, head, n int) {
 	r := st.row(block, 1, layer, head, 0)
 	switch st.dtype {
 	case FP32:
-		v := st.f32[r*hs : (r+n)*hs]
-		for j, wj := range w {
-			axpyF32(out, wj, v[j*hs:(j+1)*hs])
-		}
+		accumF32(out, w, st.f32[r*hs:(r+n)*hs])
 	case FP16:
-		v := st.f16[r*hs : (r+n)*hs]
-		for j, wj := range w {
-			axpyF16(st.half, out, wj, v[j*hs:(j+1)*hs])
-		}
+		accumF16(st.half, out, w, st.f16[r*hs:(r+n)*hs])
 	case Int8:
-		v, sc := st.i8[r*hs:(r+n)*hs], st.scale[r:r+n]
-		for j, wj := range w {
-			axpyI8(out, wj*sc[j], v[j*hs:(j+1)*hs])
-		}
+		accumI8(out, w, st.i8[r*hs:(r+n)*hs], st.scale[r:r+n])
 	case Int4:
-		h2 := hs / 2
-		v, sc := st.i4[r*h2:(r+n)*h2], st.scale[r:r+n]
-		for j, wj := range w {
-			axpyI4(out, wj*sc[j], v[j*h2:(j+1)*h2])
-		}
+		accumI4(out, w, st.i4[r*hs/2:(r+n)*hs/2], st.scale[r:r+n])
 	}
 }
 
