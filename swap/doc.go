@@ -110,12 +110,24 @@
 // could not be recovered. Consequences:
 //   - damage bbolt finds only later (a freelist that hands out a page still
 //     in use) shows up as checksum failures of the entries involved, which
-//     are dropped; a panic after Open logs an Error line and returns
-//     ErrCorrupt; Close and Open the store again to set the file aside.
+//     are dropped; a panic after Open logs an Error line, sets
+//     Stats.Damaged and returns ErrCorrupt (the worker keeps serving by
+//     recomputing); Close and Open the store again to set the file aside.
 //   - when bbolt panics inside its own Open it leaves the file descriptor
 //     and lock of the damaged file open (it cannot clean up); the file is
 //     renamed anyway and the fresh file is a new inode, so this costs one
 //     descriptor per such event.
+//
+// # Memory and address space
+//
+// bbolt holds the values of a write transaction until it commits, so
+// PutBatch needs the encoded batch in memory (a buffer kept between calls up
+// to 8 MiB, allocated per call above that) and bbolt allocates the pages it
+// writes: a batch of n payload bytes makes about 2n of short-lived garbage.
+// Swap out in batches of a few MB, not hundreds. The file is mapped with
+// room for the whole tier up front (MaxBytes + 25%, 4 GiB if unbounded):
+// address space only, but it spares the remap that would make a growing
+// file wait for every reader and copy every dirty value.
 //
 // # Durability
 //

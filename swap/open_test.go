@@ -270,3 +270,39 @@ func TestLockedFileIsNotSetAside(t *testing.T) {
 		t.Fatalf("Open in a missing directory: %v", err)
 	}
 }
+
+// Damage to a page while the store is open (another writer scribbling on the
+// file) makes bbolt panic inside a read; the store returns ErrCorrupt
+// instead of crashing, logs it, and the next Open sets the file aside.
+func TestDamageWhileOpen(t *testing.T) {
+	ctx := context.Background()
+	cfg, logs := testConfig(t)
+	writeFile(t, cfg, 200)
+	ps, root := pageOf(t, cfg.Path)
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(cfg.Path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, ps), int64(root*ps)); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	if _, _, err := s.Get(ctx, testKey(5), nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get over a damaged root page: %v, want ErrCorrupt", err)
+	}
+	if err := s.Range(func(Key, Meta) bool { return true }); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Range over a damaged root page: %v, want ErrCorrupt", err)
+	}
+	if !s.Stats().Damaged {
+		t.Error("Stats.Damaged not set")
+	}
+	if !strings.Contains(logs.String(), "bbolt panicked") {
+		t.Errorf("no log line for the panic:\n%s", logs)
+	}
+	_ = s.Close()
+	assertSetAside(t, cfg, logs, "corrupt", "reason=")
+}

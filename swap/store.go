@@ -52,6 +52,7 @@ type Store struct {
 	read      atomic.Int64 // payload bytes returned by Get/GetBatch since Open
 	corrupt   atomic.Int64 // entries dropped as corrupt since Open
 	full      atomic.Int64 // writes refused with ErrFull since Open
+	damaged   atomic.Bool  // bbolt panicked on the file since Open
 
 	opened bool  // set once open has finished; read-only after
 	hooks  hooks // test seams; zero in production
@@ -78,6 +79,7 @@ type Stats struct {
 	BytesRead    int64 // payload bytes returned by Get/GetBatch since Open
 	Corrupt      int64 // entries dropped as corrupt since Open (found by Get, GetBatch, Range or Open)
 	Full         int64 // writes refused with ErrFull since Open
+	Damaged      bool  // bbolt panicked on the file since Open: its tree is damaged; Close and Open the store to set the file aside
 }
 
 // Stats returns a snapshot of the counters. The fields are read one by one,
@@ -91,6 +93,7 @@ func (s *Store) Stats() Stats {
 		BytesRead:    s.read.Load(),
 		Corrupt:      s.corrupt.Load(),
 		Full:         s.full.Load(),
+		Damaged:      s.damaged.Load(),
 	}
 }
 
@@ -350,6 +353,7 @@ func (s *Store) recoverCorrupt(err *error) {
 		if !s.opened {
 			return // Open sets the file aside and says so
 		}
+		s.damaged.Store(true)
 		s.log.Error("swap: bbolt panicked; the file is damaged, reopen the store to set it aside", "path", s.cfg.Path, "panic", fmt.Sprint(r))
 	}
 }
