@@ -140,6 +140,7 @@ func (c *Cache) Append(t *Table, n int) bool {
 	}
 	t.Len += n
 	c.track(t)
+	c.verify()
 	return true
 }
 
@@ -153,6 +154,7 @@ func (c *Cache) Fork(t *Table) *Table {
 		c.pool.Retain(b)
 	}
 	c.track(f)
+	c.verify()
 	return f
 }
 
@@ -177,4 +179,5 @@ func (c *Cache) Truncate(t *Table, n int) {
 	t.Blocks = t.Blocks[:keep]
 	t.Len = n
 	c.track(t)
+	c.verify()
 }

@@ -303,3 +303,19 @@ func TestPoolWholeAfterAnyMix(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyModePanicsOnCorruption(t *testing.T) {
+	c, err := New(testConfig(4, FP32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &Table{}
+	c.Append(tb, 5)
+	c.pool.ref[tb.Blocks[0]]++ // a reference no table holds
+	defer func() {
+		if recover() == nil {
+			t.Error("Append in verify mode passed a corrupt pool")
+		}
+	}()
+	c.Append(tb, 1)
+}

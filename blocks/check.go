@@ -33,3 +33,13 @@ func (c *Cache) Check() error {
 	}
 	return nil
 }
+
+// verify runs Check in Verify mode and panics on a violation: a bug in this package or a
+// table misused by its owner.
+func (c *Cache) verify() {
+	if c.cfg.Verify {
+		if err := c.Check(); err != nil {
+			panic(err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package blocks
 import (
 	"fmt"
 	"math"
+	"os"
 )
 
 // Config configures a Cache.
@@ -19,7 +20,15 @@ type Config struct {
 	// enters or leaves the prefix cache; the owner drains them with TakeEvents. Default
 	// false: nothing is queued.
 	RecordEvents bool
+	// Verify makes every table operation (Append, AppendCached, Fork, Truncate, Release,
+	// SetHash, Uncache) run Check afterwards and panic on a violation: O(blocks) per call,
+	// for tests and debugging. Default false, or true when the environment has
+	// KVMESH_VERIFY=1, so any package's tests can turn it on without code changes.
+	Verify bool
 }
+
+// verifyEnv is KVMESH_VERIFY=1, read once.
+var verifyEnv = os.Getenv("KVMESH_VERIFY") == "1"
 
 // DefaultBlockSize is the block size DefaultConfig and a zero Config.BlockSize give.
 const DefaultBlockSize = 16
@@ -35,6 +44,7 @@ func (c *Config) validate() error {
 	if c.BlockSize == 0 {
 		c.BlockSize = DefaultBlockSize
 	}
+	c.Verify = c.Verify || verifyEnv
 	switch {
 	case !c.DType.valid():
 		return fmt.Errorf("%w: dtype %d", ErrUnknownDType, uint8(c.DType))

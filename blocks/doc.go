@@ -18,7 +18,10 @@
 //     contiguous. Int8 and Int4 carry one fp32 scale per (block, K/V, layer, head, slot),
 //     i.e. per token and head, so a block is never requantized as it fills.
 //   - Cache: Pool + storage + the operations on tables: Append, Fork, Release, Truncate,
-//     and the prefix cache's SetHash, Lookup, AppendCached.
+//     and the prefix cache's SetHash, Lookup, AppendCached, AppendPrefix.
+//   - Raw block bytes for the disk tier: ExportBlock and ImportBlock move one block's K/V
+//     (and scales) out and back bit-identical; FreeCached lists the evictable cached blocks
+//     coldest first, and Uncache drops a hash whose block now lives on disk.
 //
 // # Invariants (Cache.Check verifies them; tests run it after every test)
 //
@@ -36,16 +39,20 @@
 //   - Append is all or nothing. Running out of blocks is a normal answer (false), on which
 //     the scheduler preempts; it is not an error.
 //
+// Config.Verify (or KVMESH_VERIFY=1 in the environment) runs Check after every table
+// operation and panics on the first violation.
+//
 // # Threading contract
 //
 // Nothing in this package locks or starts goroutines. The table and pool operations
-// (Append, AppendCached, AppendPrefix, Fork, Release, Truncate, SetHash, Lookup,
-// TakeEvents, Check, BlocksNeeded, NumFree) change or read shared bookkeeping and must be
-// serialised by the owner, and must not run while KV access is in progress.
+// (Append, AppendCached, AppendPrefix, Fork, Release, Truncate, SetHash, Lookup, Uncache,
+// FreeCached, TakeEvents, Check, BlocksNeeded, NumFree) change or read shared bookkeeping
+// and must be serialised by the owner, and must not run while KV access is in progress.
 //
-// The KV access methods (Write, Scores, AccumV, ReadK, ReadV) keep no scratch state: any
-// number of goroutines may call them at once, as long as no Write targets a (block, slot,
-// layer) that another concurrent call reads or writes. In particular the model's attention
+// The KV access methods (Write, Scores, AccumV, ReadK, ReadV, ExportBlock, ImportBlock)
+// keep no scratch state: any number of goroutines may call them at once, as long as
+// nothing writes (Write, ImportBlock) memory that another concurrent call reads or writes:
+// Write touches one (block, slot, layer), ImportBlock a whole block. In particular the model's attention
 // may run Scores and AccumV for different heads and tokens on several goroutines after
 // the step's Writes are done.
 //

@@ -9,4 +9,7 @@ var (
 	ErrUnknownDType = errors.New("blocks: unknown storage type")
 	// ErrBadConfig: a Config that New cannot build a cache from.
 	ErrBadConfig = errors.New("blocks: invalid config")
+	// ErrBadPayload: bytes given to ImportBlock that are not one block of this cache's
+	// Config (a different shape or storage type wrote them).
+	ErrBadPayload = errors.New("blocks: block payload does not fit this cache")
 )

@@ -16,8 +16,8 @@ type BlockHash [32]byte
 // hash of the model's identity, when caches of different models share an index). Tokens
 // are hashed as little-endian uint32s, so the result is the same on every machine.
 func ChainHash(parent BlockHash, tokens []int) BlockHash {
-	buf := make([]byte, len(parent), len(parent)+4*len(tokens))
-	copy(buf, parent[:])
+	var stack [len(parent) + 4*64]byte // no allocation for blocks up to 64 tokens
+	buf := append(stack[:0], parent[:]...)
 	for _, t := range tokens {
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(t))
 	}

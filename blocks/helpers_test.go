@@ -1,7 +1,6 @@
 package blocks
 
 import (
-	"math/rand/v2"
 	"testing"
 )
 
@@ -24,11 +23,11 @@ func newTestCache(t testing.TB, cfg Config) *Cache {
 }
 
 func testConfig(numBlocks int, d DType) Config {
-	return Config{Shape: smallShape, DType: d, NumBlocks: numBlocks, RecordEvents: true}
+	return Config{Shape: smallShape, DType: d, NumBlocks: numBlocks, RecordEvents: true, Verify: true}
 }
 
 // randVec returns n values in [-scale, scale).
-func randVec(rng *rand.Rand, n int, scale float32) []float32 {
+func randVec(rng interface{ Float32() float32 }, n int, scale float32) []float32 {
 	v := make([]float32, n)
 	for i := range v {
 		v[i] = (2*rng.Float32() - 1) * scale

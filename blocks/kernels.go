@@ -256,22 +256,29 @@ func scaleFor(src []float32, qmax float32) float32 {
 	return m / qmax
 }
 
-// quantize is round(x/scale) clamped to ±qmax (0 when scale is 0). The division is done
-// in float64 so that the only error is the rounding to an integer: |q·scale - x| ≤ scale/2.
-func quantize(x, scale float32, qmax float64) int8 {
+// quantizer maps x to round(x/scale) clamped to ±qmax, 0 for every x when scale is 0. It
+// works in float64 (x·(1/scale) is within 2^-52 of x/scale), so the only error that
+// matters is the rounding to an integer: |q·scale - x| ≤ scale/2.
+type quantizer struct{ inv, qmax float64 }
+
+func newQuantizer(scale float32, qmax float64) quantizer {
 	if scale == 0 {
-		return 0
+		return quantizer{0, qmax}
 	}
-	q := math.Round(float64(x) / float64(scale))
-	return int8(max(-qmax, min(qmax, q)))
+	return quantizer{1 / float64(scale), qmax}
+}
+
+func (z quantizer) q(x float32) int8 {
+	return int8(max(-z.qmax, min(z.qmax, math.RoundToEven(float64(x)*z.inv))))
 }
 
 // putI8 quantizes src into dst and returns the scale.
 func putI8(dst []int8, src []float32) float32 {
 	scale := scaleFor(src, 127)
+	z := newQuantizer(scale, 127)
 	dst = dst[:len(src)]
 	for i, x := range src {
-		dst[i] = quantize(x, scale, 127)
+		dst[i] = z.q(x)
 	}
 	return scale
 }
@@ -279,11 +286,10 @@ func putI8(dst []int8, src []float32) float32 {
 // putI4 quantizes src (even length) into nibbles of dst and returns the scale.
 func putI4(dst []byte, src []float32) float32 {
 	scale := scaleFor(src, 7)
+	z := newQuantizer(scale, 7)
 	dst = dst[:len(src)/2]
 	for i := range dst {
-		lo := quantize(src[2*i], scale, 7)
-		hi := quantize(src[2*i+1], scale, 7)
-		dst[i] = byte(lo)&0x0f | byte(hi)<<4
+		dst[i] = byte(z.q(src[2*i]))&0x0f | byte(z.q(src[2*i+1]))<<4
 	}
 	return scale
 }

@@ -116,10 +116,16 @@ func (m *naive) truncate(s *naiveSeq, n int) {
 	s.k, s.v = s.k[:n], s.v[:n]
 }
 
-// modelRun drives a Cache and the naive model with one random stream.
+// chooser is where a model run gets its decisions: a seeded generator, or fuzz input.
+type chooser interface {
+	IntN(n int) int
+	Float32() float32
+}
+
+// modelRun drives a Cache and the naive model with one stream of choices.
 type modelRun struct {
 	t      *testing.T
-	rng    *rand.Rand
+	rng    chooser
 	c      *Cache
 	m      *naive
 	d      DType
@@ -426,4 +432,54 @@ func (r *modelRun) attention(s *naiveSeq) error {
 		}
 	}
 	return nil
+}
+
+// fuzzChoices takes decisions from fuzz input, one byte each, and values from a generator
+// seeded by it; when the input runs out every decision is 0.
+type fuzzChoices struct {
+	data []byte
+	vals *rand.Rand
+}
+
+func (f *fuzzChoices) IntN(n int) int {
+	if len(f.data) == 0 {
+		return 0
+	}
+	b := int(f.data[0])
+	f.data = f.data[1:]
+	return b % n
+}
+
+func (f *fuzzChoices) Float32() float32 { return f.vals.Float32() }
+
+// FuzzCacheOps runs the model-based test on operation sequences the fuzzer chooses.
+func FuzzCacheOps(f *testing.F) {
+	f.Add(uint8(12), uint8(0), []byte{0, 3, 5, 9, 10, 3, 15, 4, 16, 0, 17, 2, 12, 1, 6})
+	f.Add(uint8(3), uint8(1), []byte{0, 30, 9, 10, 9, 10, 5, 19, 5, 19, 0, 19, 12, 0, 13, 1})
+	f.Add(uint8(5), uint8(3), []byte{0, 40, 15, 3, 16, 0, 17, 2, 12, 3, 18, 0, 5, 7, 13, 2, 4, 9})
+	f.Fuzz(func(t *testing.T, numBlocks, dtype uint8, ops []byte) {
+		d := DType(dtype % 4)
+		cfg := testConfig(1+int(numBlocks%24), d)
+		r := &modelRun{
+			t: t, d: d,
+			rng: &fuzzChoices{data: ops, vals: rand.New(rand.NewPCG(uint64(len(ops)), 1))},
+			c:   newTestCache(t, cfg),
+			m:   newNaive(cfg.NumBlocks, cfg.BlockSize),
+		}
+		for i := 0; len(r.rng.(*fuzzChoices).data) > 0 && i < 500; i++ {
+			op := r.step()
+			if err := r.compare(); err != nil {
+				t.Fatalf("op %d (%s): %v", i, op, err)
+			}
+		}
+		for len(r.m.seqs) > 0 {
+			r.release(0)
+		}
+		if err := r.compare(); err != nil {
+			t.Fatalf("after releasing all: %v", err)
+		}
+		if r.c.NumFree() != r.c.NumBlocks() {
+			t.Fatalf("%d of %d blocks free after every sequence ended", r.c.NumFree(), r.c.NumBlocks())
+		}
+	})
 }

@@ -16,7 +16,9 @@ func (c *Cache) SetHash(t *Table, i int, h BlockHash) bool {
 	if i < 0 || (i+1)*c.cfg.BlockSize > t.Len {
 		panic(fmt.Sprintf("blocks: hash of block %d, not full in a table of %d tokens", i, t.Len))
 	}
-	return c.pool.SetHash(t.Blocks[i], h)
+	ok := c.pool.SetHash(t.Blocks[i], h)
+	c.verify()
+	return ok
 }
 
 // Hash is the hash of physical block b, if it is in the prefix cache.
@@ -40,6 +42,7 @@ func (c *Cache) AppendCached(t *Table, block int) {
 	t.Blocks = append(t.Blocks, block)
 	t.Len += c.cfg.BlockSize
 	c.track(t)
+	c.verify()
 }
 
 // AppendPrefix appends to t (of whole blocks) the cached blocks of hashes, in order, up to

@@ -14,6 +14,10 @@ func TestChainHash(t *testing.T) {
 	if h != want {
 		t.Fatalf("ChainHash = %x, want %x", h, want)
 	}
+	tokens := make([]int, 64)
+	if n := testing.AllocsPerRun(10, func() { ChainHash(h, tokens) }); n != 0 {
+		t.Errorf("ChainHash of 64 tokens allocates %v times", n)
+	}
 	for _, other := range []BlockHash{
 		ChainHash(root, []int{2, 1, 300}),
 		ChainHash(root, []int{1, 2}),

@@ -49,7 +49,7 @@ func (c *Cache) ExportBlock(dst []byte, b int) []byte {
 // must not be in the prefix cache.
 func (c *Cache) ImportBlock(b int, src []byte) error {
 	if len(src) != c.PayloadSize() {
-		return fmt.Errorf("%w: block payload of %d bytes, want %d", ErrBadConfig, len(src), c.PayloadSize())
+		return fmt.Errorf("%w: %d bytes, want %d for %v blocks of %+v", ErrBadPayload, len(src), c.PayloadSize(), c.cfg.DType, c.cfg.Shape)
 	}
 	if ref := c.pool.Ref(b); ref != 1 {
 		panic(fmt.Sprintf("blocks: import into block %d with %d references", b, ref))
@@ -103,4 +103,7 @@ func (c *Cache) FreeCached(dst []int) []int {
 
 // Uncache takes block b, free or live, out of the prefix cache (a Removed event), so that
 // its hash no longer hits in memory; a free block becomes an ordinary free block.
-func (c *Cache) Uncache(b int) { c.pool.Unhash(b) }
+func (c *Cache) Uncache(b int) {
+	c.pool.Unhash(b)
+	c.verify()
+}

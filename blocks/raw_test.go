@@ -1,6 +1,7 @@
 package blocks
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
 )
@@ -42,8 +43,8 @@ func TestExportImportRoundTrip(t *testing.T) {
 			if err := c.ImportBlock(dst.Blocks[0], payload); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.ImportBlock(dst.Blocks[0], payload[1:]); err == nil {
-				t.Error("a short payload was accepted")
+			if err := c.ImportBlock(dst.Blocks[0], payload[1:]); !errors.Is(err, ErrBadPayload) {
+				t.Errorf("a short payload: %v, want ErrBadPayload", err)
 			}
 			a, b := make([]float32, 8), make([]float32, 8)
 			for slot := range 4 {
