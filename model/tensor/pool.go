@@ -12,10 +12,11 @@ var minSplitFlops = 1 << 16
 
 // Pool runs kernels on a fixed set of worker goroutines started once by NewPool. The
 // caller always computes the first share itself, so a Pool of n threads has n-1 workers.
-// Calls allocate nothing. A Pool serves one caller at a time: MatMul and For must not be
-// called concurrently on the same Pool.
+// Calls allocate nothing. Concurrent calls are safe and run one after another; a
+// function run by For must not call back into its own Pool (that would deadlock).
 type Pool struct {
 	threads int
+	mu      sync.Mutex     // serialises the calls that use the workers; guards work and done
 	work    []chan job     // one per worker; each carries one job per call
 	done    sync.WaitGroup // counts the workers' jobs of the current call
 }
@@ -63,8 +64,10 @@ func (p *Pool) worker(ch chan job) {
 // Threads returns the number of threads the pool computes on, counting the caller.
 func (p *Pool) Threads() int { return p.threads }
 
-// Close stops the workers. The pool must not be used afterwards.
+// Close stops the workers. Calls made afterwards run inline on the caller.
 func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, ch := range p.work {
 		close(ch)
 	}
@@ -77,7 +80,7 @@ func (p *Pool) Close() {
 // group, then scale.
 func (p *Pool) MatMul(out, x []float32, w Matrix, t int) {
 	checkMatMul(out, x, w, t)
-	if len(p.work) == 0 || w.Rows*w.Cols*t < minSplitFlops {
+	if p.threads == 1 || w.Rows*w.Cols*t < minSplitFlops {
 		matmulRange(out, x, w, t, 0, w.Rows)
 		return
 	}
@@ -91,7 +94,7 @@ func (p *Pool) For(n int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
-	if len(p.work) == 0 || n == 1 {
+	if p.threads == 1 || n == 1 {
 		fn(0, n)
 		return
 	}
@@ -101,6 +104,13 @@ func (p *Pool) For(n int, fn func(lo, hi int)) {
 // split hands [0, n) in ranges of whole multiples of align to the workers and runs the
 // first range on the caller.
 func (p *Pool) split(j job, n, align int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.work) == 0 { // closed
+		j.lo, j.hi = 0, n
+		j.run()
+		return
+	}
 	parts := min(p.threads, (n+align-1)/align)
 	chunk := (n + parts - 1) / parts
 	chunk = (chunk + align - 1) / align * align

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -23,17 +24,20 @@ func randMatrix(rng *rand.Rand, rows, cols int) Matrix {
 func kernelModes(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
 	for _, ks := range append(availableKernels(), nil) {
-		name := "go"
-		if ks != nil {
-			name = ks.name
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(kernelName(ks), func(t *testing.T) {
 			old := kernels
 			kernels = ks
 			t.Cleanup(func() { kernels = old })
 			f(t)
 		})
 	}
+}
+
+func kernelName(ks *kernelSet) string {
+	if ks == nil {
+		return "go"
+	}
+	return ks.name
 }
 
 // closeTo reports whether got is within a relative 1e-5 of the scale of the sum that
@@ -317,4 +321,81 @@ func TestMatMulPanicsOnShape(t *testing.T) {
 	}()
 	w := Matrix{Rows: 4, Cols: 4, F32: make([]float32, 16)}
 	MatMulRef(make([]float32, 3), make([]float32, 4), w, 1)
+}
+
+// TestPoolConcurrentCallers has several goroutines share one Pool; their calls must
+// serialise without mixing results, and a closed Pool keeps working inline.
+func TestPoolConcurrentCallers(t *testing.T) {
+	splitAlways(t)
+	rng := rand.New(rand.NewPCG(13, 14))
+	w := randMatrix(rng, 96, 80)
+	p := NewPool(2)
+	const callers = 4
+	xs := make([][]float32, callers)
+	wants := make([][]float32, callers)
+	for c := range xs {
+		xs[c] = randVec(rng, 5*80)
+		wants[c] = make([]float32, 5*96)
+		MatMulRef(wants[c], xs[c], w, 5)
+	}
+	errs := make(chan string, callers)
+	for c := 0; c < callers; c++ {
+		go func() {
+			out := make([]float32, 5*96)
+			for range 50 {
+				p.MatMul(out, xs[c], w, 5)
+				for i := range out {
+					if math.Abs(float64(out[i]-wants[c][i])) > 1e-4 {
+						errs <- fmt.Sprintf("caller %d: out[%d] = %g, want %g", c, i, out[i], wants[c][i])
+						return
+					}
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range callers {
+		if e := <-errs; e != "" {
+			t.Fatal(e)
+		}
+	}
+	p.Close()
+	out := make([]float32, 5*96)
+	p.MatMul(out, xs[0], w, 5)
+	n := 0
+	p.For(10, func(lo, hi int) { n += hi - lo })
+	if math.Abs(float64(out[7]-wants[0][7])) > 1e-4 || n != 10 {
+		t.Fatalf("after Close: out[7] = %g want %g, For covered %d of 10", out[7], wants[0][7], n)
+	}
+}
+
+// FuzzMatMul compares MatMul on every kernel set with MatMulRef for fuzzed shapes.
+func FuzzMatMul(f *testing.F) {
+	f.Add(uint8(5), uint16(33), uint8(7), uint64(1))
+	f.Add(uint8(172), uint16(64), uint8(1), uint64(2))
+	f.Add(uint8(4), uint16(1), uint8(64), uint64(3))
+	f.Add(uint8(9), uint16(300), uint8(13), uint64(4))
+	f.Fuzz(func(t *testing.T, rows uint8, cols uint16, tok uint8, seed uint64) {
+		r, k, n := int(rows)%200+1, int(cols)%800+1, int(tok)%70+1
+		rng := rand.New(rand.NewPCG(seed, 99))
+		w := randMatrix(rng, r, k)
+		x := randVec(rng, n*k)
+		want := make([]float32, n*r)
+		MatMulRef(want, x, w, n)
+		abs := absDots(x, w, n)
+		p := NewPool(2)
+		defer p.Close()
+		got := make([]float32, n*r)
+		for _, ks := range append(availableKernels(), nil) {
+			old := kernels
+			kernels = ks
+			p.MatMul(got, x, w, n)
+			kernels = old
+			for i := range want {
+				if !closeTo(got[i], want[i], abs[i]) {
+					t.Fatalf("(%d, %d) t=%d kernels %s: out[%d] = %g, want %g", r, k, n, kernelName(ks), i, got[i], want[i])
+				}
+			}
+		}
+	})
 }
