@@ -38,6 +38,12 @@ type Config struct {
 	// holds the file. Default 2s. Open fails (and sets nothing aside) on timeout.
 	LockTimeout time.Duration
 
+	// KeepSetAside is how many files set aside (corrupt or foreign) to keep
+	// next to Path, newest first; when Open sets another one aside, older
+	// ones are deleted, so a crash loop cannot fill the swap volume with
+	// copies. 0 means the default, 1; negative keeps them all.
+	KeepSetAside int
+
 	// Logger receives the set-aside warnings and corruption reports.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -67,6 +73,9 @@ func (c *Config) validate() error {
 	}
 	if c.LockTimeout == 0 {
 		c.LockTimeout = 2 * time.Second
+	}
+	if c.KeepSetAside == 0 {
+		c.KeepSetAside = 1
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

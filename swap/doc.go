@@ -43,7 +43,9 @@
 //     one, by renaming it (Path+".foreign-<unix>" / ".corrupt-<unix>") with a
 //     Warn line giving the reason and the new name, then starts a fresh file.
 //     Errors that say nothing about the content (permissions, the lock held
-//     by another process: bbolt takes an flock) set nothing aside.
+//     by another process: bbolt takes an flock) set nothing aside. Only the
+//     newest Config.KeepSetAside set-aside files are kept (default 1), so a
+//     crash loop cannot fill the swap volume with copies.
 //
 // # Concurrency
 //

@@ -306,3 +306,58 @@ func TestDamageWhileOpen(t *testing.T) {
 	_ = s.Close()
 	assertSetAside(t, cfg, logs, "corrupt", "reason=")
 }
+
+// A crash loop over a damaged file does not fill the volume with copies:
+// only the newest KeepSetAside set-aside files stay.
+func TestSetAsidePruned(t *testing.T) {
+	tests := []struct {
+		name string
+		keep int
+		want int
+	}{
+		{"default keeps the newest", 0, 1},
+		{"keep two", 2, 2},
+		{"negative keeps all", -1, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, logs := testConfig(t)
+			cfg.KeepSetAside = tt.keep
+			var last string
+			for i := range 4 {
+				kind := "corrupt"
+				if i == 2 {
+					kind = "foreign"
+					other := cfg
+					other.Identity = "another-model"
+					if err := os.Remove(cfg.Path); err != nil {
+						t.Fatal(err)
+					}
+					writeFile(t, other, 1)
+				} else if err := os.WriteFile(cfg.Path, []byte("garbage garbage garbage"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				s, err := Open(context.Background(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = s.Close()
+				m := setAsideFiles(t, cfg, kind)
+				if len(m) == 0 {
+					t.Fatalf("round %d: nothing set aside as %s", i, kind)
+				}
+				last = m[len(m)-1]
+			}
+			all := append(setAsideFiles(t, cfg, "corrupt"), setAsideFiles(t, cfg, "foreign")...)
+			if len(all) != tt.want {
+				t.Fatalf("%d set-aside files left, want %d: %v", len(all), tt.want, all)
+			}
+			if _, err := os.Stat(last); err != nil {
+				t.Errorf("the newest set-aside file is gone: %v", err)
+			}
+			if removed := strings.Count(logs.String(), "removed an old set-aside file"); removed != 4-tt.want {
+				t.Errorf("%d removals logged, want %d", removed, 4-tt.want)
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -97,16 +96,6 @@ func (s *Store) Stats() Stats {
 	}
 }
 
-// setAsideError marks an Open failure that means "this file is not ours to
-// read": kind is "corrupt" or "foreign".
-type setAsideError struct {
-	kind string
-	err  error
-}
-
-func (e *setAsideError) Error() string { return e.kind + " file: " + e.err.Error() }
-func (e *setAsideError) Unwrap() error { return e.err }
-
 // Open creates the file at cfg.Path or reopens it (a warm restart: the
 // entries it holds are served again). A file that is corrupt (bbolt refuses
 // it, panics on it, or its structure fails the walk Open does) or foreign
@@ -134,6 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	cfg.Logger.Warn("swap: file set aside, starting a fresh one",
 		"path", cfg.Path, "kind", sa.kind, "moved_to", moved, "reason", sa.err.Error())
+	pruneSetAside(cfg)
 	s, err = open(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("swap: open fresh %s after setting the old one aside: %w", cfg.Path, err)
@@ -379,32 +369,6 @@ func isNoSpace(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EDQUOT.Error())
-}
-
-// asCorrupt turns a panic recovered while opening (an error wrapping
-// ErrCorrupt) into a *setAsideError; other errors pass through.
-func asCorrupt(err error) error {
-	var sa *setAsideError
-	if !errors.As(err, &sa) && errors.Is(err, ErrCorrupt) {
-		return &setAsideError{"corrupt", err}
-	}
-	return err
-}
-
-// setAside renames path to path.<kind>-<unix>[-n] and returns the new name.
-func setAside(path, kind string) (string, error) {
-	base := fmt.Sprintf("%s.%s-%d", path, kind, time.Now().Unix())
-	dst := base
-	for i := 2; ; i++ {
-		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		dst = fmt.Sprintf("%s-%d", base, i)
-	}
-	if err := os.Rename(path, dst); err != nil {
-		return "", err
-	}
-	return dst, nil
 }
 
 func closeQuietly(db *bolt.DB) {
