@@ -1,0 +1,33 @@
+// Package loadgen drives a kvmesh server (or any OpenAI-style completions endpoint) with a
+// stream of generation requests and measures what a client sees: time to first token
+// (TTFT), time per output token (TPOT), inter-token latency (ITL), end-to-end latency
+// (E2E), and request and token throughput.
+//
+// A run is Run(ctx, cfg): it builds a deterministic prompt set from cfg.Prompts and
+// cfg.Seed, sends cfg.Requests requests to POST {URL}/v1/completions, either open loop
+// (Poisson arrivals at cfg.Rate requests per second, optionally capped at cfg.Concurrency
+// requests in flight) or closed loop (cfg.Concurrency workers, each sending its next
+// request when the previous one ends), and returns a Report of per-request Records and
+// their Summary. The Report renders as a text table, as JSON, and as PNG plots.
+//
+// Invariants and rules:
+//
+//   - Timing is of bytes as they arrive: the client reads the response body itself and
+//     stamps every server-sent event with the time of the read that completed it, so a
+//     token's time is never earlier than the bytes that carried it. Events completed by
+//     the same read share one time stamp (an inter-token latency of zero is real then).
+//   - All times in a Record are offsets from the start of the run (monotonic clock);
+//     TTFT and E2E are measured from the request's first send (Record.Start), so the time
+//     spent waiting out 429 responses counts as latency; queueing behind the client's own
+//     concurrency cap is visible as Start − Scheduled and does not.
+//   - A run always stops: at most cfg.Requests requests are sent; no request is started
+//     after cfg.Duration has passed; each request, retries included, ends within
+//     cfg.Timeout; cancelling ctx aborts the requests in flight.
+//   - The same Config (Seed included) yields the same prompts, the same arrival schedule
+//     and the same per-request sampling seeds (request i sends seed Seed+i).
+//   - Statistics are over successful requests only; failures are counted by kind
+//     (see ErrorKind). TPOT and ITL need at least two streamed tokens in a request; a
+//     non-streaming request contributes E2E only.
+//   - Percentiles interpolate linearly between order statistics (numpy's default), so
+//     p50 ≤ p90 ≤ p99 ≤ max always holds.
+package loadgen
