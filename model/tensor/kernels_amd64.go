@@ -85,11 +85,21 @@ func matmulTiles(out, x []float32, w Matrix, t, lo, hi int) {
 		return
 	}
 	k, n := w.Cols, w.Rows
+	if t <= ks.maxC { // one tile of tokens: the common decode step of a few sequences
+		for i := lo; i < hi; i += ks.maxR {
+			r := min(ks.maxR, hi-i)
+			ks.f32[r][t](&w.F32[i*k], k, &x[0], k, k, &out[i], n)
+		}
+		return
+	}
+	tt := splitTokens(t, ks.maxC)
 	for i := lo; i < hi; i += ks.maxR {
 		r := min(ks.maxR, hi-i)
 		wp := &w.F32[i*k]
-		for j, c := range tokenTiles(t, ks.maxC) {
+		for tile, j := 0, 0; j < t; tile++ {
+			c := tt.width(tile)
 			ks.f32[r][c](wp, k, &x[j*k], k, k, &out[j*n+i], n)
+			j += c
 		}
 	}
 }
@@ -105,11 +115,14 @@ func matmulQ8Tiles(out, x []float32, w Matrix, t, lo, hi int) {
 	}
 	k, n := w.Cols, w.Rows
 	groups := k / gs
+	tt := splitTokens(t, ks.maxQ8C)
 	for i := lo; i < hi; i += ks.maxR {
 		r := min(ks.maxR, hi-i)
 		wp, sp := &w.Q8[i*k], &w.Scales[i*groups]
-		for j, c := range tokenTiles(t, ks.maxQ8C) {
+		for tile, j := 0, 0; j < t; tile++ {
+			c := tt.width(tile)
 			ks.q8[r][c](wp, k, &x[j*k], k, groups, gs, &out[j*n+i], n, sp, groups)
+			j += c
 		}
 	}
 }

@@ -1,9 +1,6 @@
 package tensor
 
-import (
-	"fmt"
-	"iter"
-)
+import "fmt"
 
 // Tile sizes of the blocked kernels: a tile keeps maxTileR x maxTileC accumulators
 // (24 of the 32 ZMM registers) and reads maxTileR weight rows once per tile of tokens.
@@ -14,19 +11,21 @@ const (
 	maxQ8TileC = 3
 )
 
-// tokenTiles yields (first token, tile width) for t tokens cut into the fewest tiles of at
-// most maxC, spread evenly (32 tokens in tiles of 6 become 6, 6, 5, 5, 5, 5).
-func tokenTiles(t, maxC int) iter.Seq2[int, int] {
-	return func(yield func(int, int) bool) {
-		ntiles := (t + maxC - 1) / maxC
-		for j, tile := 0, 0; j < t; tile++ {
-			c := (t - j + (ntiles - tile) - 1) / (ntiles - tile)
-			if !yield(j, c) {
-				return
-			}
-			j += c
-		}
+// tokenSplit cuts t tokens into the fewest tiles of at most maxC, spread evenly: 32
+// tokens in tiles of at most 6 become 6, 6, 5, 5, 5, 5.
+type tokenSplit struct{ base, extra int }
+
+func splitTokens(t, maxC int) tokenSplit {
+	n := (t + maxC - 1) / maxC
+	return tokenSplit{base: t / n, extra: t % n}
+}
+
+// width returns the number of tokens in tile i.
+func (s tokenSplit) width(i int) int {
+	if i < s.extra {
+		return s.base + 1
 	}
+	return s.base
 }
 
 // MatMulRef is the readable single-threaded oracle of MatMul: one sequential fp32 dot

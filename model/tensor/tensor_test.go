@@ -399,3 +399,23 @@ func FuzzMatMul(f *testing.F) {
 		}
 	})
 }
+
+func TestSplitTokens(t *testing.T) {
+	for _, maxC := range []int{1, 3, 6} {
+		for tok := 1; tok <= 70; tok++ {
+			s := splitTokens(tok, maxC)
+			ntiles := (tok + maxC - 1) / maxC
+			sum := 0
+			for i := 0; i < ntiles; i++ {
+				c := s.width(i)
+				if c < 1 || c > maxC || (i > 0 && c > s.width(i-1)) {
+					t.Fatalf("t=%d maxC=%d: tile %d has width %d", tok, maxC, i, c)
+				}
+				sum += c
+			}
+			if sum != tok {
+				t.Fatalf("t=%d maxC=%d: tiles cover %d tokens", tok, maxC, sum)
+			}
+		}
+	}
+}
