@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -164,5 +165,63 @@ func TestFullFilesystem(t *testing.T) {
 		if _, _, err := s2.Get(ctx, testKey(i), nil); err != nil {
 			t.Fatalf("entry %d after reopen: %v", i, err)
 		}
+	}
+}
+
+// fillFile writes garbage to path until the file system is full.
+func fillFile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := bytes.Repeat([]byte("full "), 1<<12)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+// On a volume already full, Open of a new file returns ErrFull and sets
+// nothing aside; the worker can run without the tier.
+func TestOpenOnFullVolume(t *testing.T) {
+	dir := mountTmpfs(t, "1m")
+	fillFile(t, filepath.Join(dir, "filler"))
+	cfg, _ := testConfig(t)
+	cfg.Path = filepath.Join(dir, "swap.db")
+	if s, err := Open(context.Background(), cfg); !errors.Is(err, ErrFull) {
+		if err == nil {
+			_ = s.Close()
+		}
+		t.Fatalf("Open on a full volume: %v, want ErrFull", err)
+	}
+	if m, _ := filepath.Glob(cfg.Path + ".*"); len(m) != 0 {
+		t.Errorf("set aside on a full volume: %v", m)
+	}
+}
+
+// A corrupt file that fills the volume: it is set aside, there is no room
+// for a fresh file, so the copy is deleted and the fresh file starts.
+func TestCorruptFileFillsVolume(t *testing.T) {
+	dir := mountTmpfs(t, "1m")
+	cfg, logs := testConfig(t)
+	cfg.Path = filepath.Join(dir, "swap.db")
+	fillFile(t, cfg.Path)
+	s := openTest(t, cfg)
+	if err := s.Put(context.Background(), testKey(1), testMeta(1), testPayload(1, 20<<10)); err != nil {
+		t.Fatalf("Put into the fresh file: %v", err)
+	}
+	for _, want := range []string{"set aside", "no room for a fresh file; deleted the file set aside"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if m, _ := filepath.Glob(cfg.Path + ".*"); len(m) != 0 {
+		t.Errorf("set-aside copy still there: %v", m)
 	}
 }

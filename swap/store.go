@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -104,7 +105,10 @@ func (s *Store) Stats() Stats {
 // says why and where it went, and a fresh file is started. Entries whose
 // header fails its checksum are dropped one by one without setting the file
 // aside. Errors that say nothing about the file's content (permissions, the
-// lock held by another process) are returned and nothing is renamed.
+// lock held by another process) are returned and nothing is renamed. On a
+// full volume Open returns an error wrapping ErrFull (the worker can run
+// without the tier); when the file it just set aside is what fills the
+// volume, it deletes that copy to make room for the fresh file.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -125,6 +129,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		"path", cfg.Path, "kind", sa.kind, "moved_to", moved, "reason", sa.err.Error())
 	pruneSetAside(cfg)
 	s, err = open(cfg)
+	if errors.Is(err, ErrFull) {
+		// The volume is full, and the file just set aside holds the room a
+		// fresh one needs: a worker that serves matters more than the copy.
+		if rerr := os.Remove(moved); rerr == nil {
+			cfg.Logger.Warn("swap: no room for a fresh file; deleted the file set aside", "path", moved)
+			_ = os.Remove(cfg.Path) // the fresh file bbolt could not finish
+			s, err = open(cfg)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("swap: open fresh %s after setting the old one aside: %w", cfg.Path, err)
 	}
@@ -173,6 +186,9 @@ func boltOpen(cfg Config) (db *bolt.DB, err error) {
 		return db, nil
 	}
 	var pe *fs.PathError
+	if isNoSpace(err) {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrFull, cfg.Path, err)
+	}
 	if errors.Is(err, berrors.ErrTimeout) || errors.As(err, &pe) {
 		return nil, fmt.Errorf("swap: open %s: %w", cfg.Path, err)
 	}
@@ -269,6 +285,8 @@ func (s *Store) scan() error {
 				return &setAsideError{"corrupt", fmt.Errorf("blocks bucket holds a %d-byte key", len(k))}
 			}
 			key := Key(k)
+			n++
+			bytes += int64(len(v))
 			m, _, err := decodeHeader(&key, v, tokens)
 			if err != nil {
 				bad = append(bad, key)
@@ -276,8 +294,6 @@ func (s *Store) scan() error {
 				continue
 			}
 			tokens = m.Tokens
-			n++
-			bytes += int64(len(v))
 		}
 		return nil
 	})
@@ -287,18 +303,13 @@ func (s *Store) scan() error {
 	s.entries.Store(n)
 	s.bytes.Store(bytes)
 	if len(bad) > 0 {
-		if err := s.update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(blocksBucket)
-			for _, k := range bad {
-				if err := b.Delete(k[:]); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return fmt.Errorf("swap: dropping %d corrupt entries: %w", len(bad), err)
+		// Left in place if this fails (say the disk is full): Get and Range
+		// find them corrupt again and retry.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err := s.deleteSplitLocked(bad, true); err != nil {
+			s.log.Error("swap: could not delete corrupt entries", "path", s.cfg.Path, "n", len(bad), "err", err.Error())
 		}
-		s.corrupt.Add(int64(len(bad)))
 	}
 	return nil
 }
