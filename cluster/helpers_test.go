@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testLogger discards logs unless KVMESH_TEST_LOG is set (then debug to stderr).
+func testLogger() *slog.Logger {
+	if os.Getenv("KVMESH_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func workerMeta(id string) Meta {
+	return Meta{ID: id, Role: RoleWorker, GRPCAddr: "127.0.0.1:9000", Model: "ab12", First: 0, Last: 4,
+		Pipeline: "p0", FreeBlocks: 10, TotalBlocks: 16, State: StateReady}
+}
+
+// startNode joins a node with LocalConfig, seeds and cfg changes from mod; it is shut
+// down when the test ends.
+func startNode(t *testing.T, meta Meta, seeds []string, mod func(*Config)) *Member {
+	t.Helper()
+	m, err := tryNode(t, meta, seeds, mod, 5*time.Second)
+	if err != nil {
+		t.Fatalf("join %s: %v", meta.ID, err)
+	}
+	return m
+}
+
+func tryNode(t *testing.T, meta Meta, seeds []string, mod func(*Config), timeout time.Duration) (*Member, error) {
+	cfg := LocalConfig()
+	cfg.Seeds = seeds
+	cfg.Logger = testLogger()
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m, err := Join(ctx, cfg, meta)
+	if err == nil {
+		t.Cleanup(func() { m.Shutdown() })
+	}
+	return m, err
+}
+
+// waitFor polls cond every 10 ms until it returns nil, failing the test with cond's last
+// error after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s: %v", d, what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ids(ms []Meta) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+// seesExactly reports whether m's view holds exactly the nodes want (by ID).
+func seesExactly(m *Member, want ...string) error {
+	got := ids(m.Members())
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("%s sees %v, want %v", m.Self().ID, got, want)
+	}
+	return nil
+}
+
+// recorder collects a subscription's events, with their arrival times.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+	at     []time.Time
+	cancel func()
+	done   chan struct{}
+}
+
+func record(t *testing.T, m *Member) *recorder {
+	ch, cancel := m.Subscribe()
+	r := &recorder{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for ev := range ch {
+			r.mu.Lock()
+			r.events = append(r.events, ev)
+			r.at = append(r.at, time.Now())
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-r.done })
+	return r
+}
+
+// find returns the first event matching kind and id, and when it arrived.
+func (r *recorder) find(kind Kind, id string) (Event, time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, ev := range r.events {
+		if ev.Kind == kind && ev.Meta.ID == id {
+			return ev, r.at[i], true
+		}
+	}
+	return Event{}, time.Time{}, false
+}
+
+func (r *recorder) all() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}

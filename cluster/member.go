@@ -1,0 +1,257 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member is this process's membership in the cluster: it gossips this node's Meta and
+// keeps the view of all alive nodes. Its methods are safe for concurrent use.
+type Member struct {
+	cfg  Config
+	log  *slog.Logger
+	name string // memberlist name of this incarnation: nodeName(meta)
+	ml   *memberlist.Memberlist
+
+	updateMu sync.Mutex // serializes Update, so gossip order matches call order
+
+	metaMu    sync.Mutex // protects meta and metaBytes; taken alone, never with mu
+	meta      Meta
+	metaBytes []byte // encodeMeta(meta); replaced, never modified in place
+
+	// mu protects the fields below. The memberlist callbacks take it while memberlist
+	// holds its own node lock, so no code may call into ml while holding mu.
+	mu      sync.Mutex
+	view    *view
+	subs    map[*subscriber]struct{}
+	leaving map[string]time.Time // memberlist names that sent a leave notice, and when
+	refused map[string]string    // memberlist name -> reason already logged
+	refusal error                // a refusal seen while merging a seed's state in Join
+
+	closed   atomic.Bool // Leave or Shutdown was called
+	stopOnce sync.Once
+	stop     chan struct{} // closed when the member shuts down
+	wg       sync.WaitGroup
+}
+
+// Join starts gossiping meta with the settings of cfg and joins the cluster through
+// cfg.Seeds, retrying until one answers or ctx ends (ErrNoSeed). ctx bounds joining
+// only, not the member's life. A zero meta.Incarnation is set to the current time in ns.
+// The returned Member runs until Leave or Shutdown.
+func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if meta.Incarnation == 0 {
+		meta.Incarnation = uint64(time.Now().UnixNano())
+	}
+	b, err := encodeMeta(meta)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: join: %w", err)
+	}
+	m := &Member{
+		cfg:       cfg,
+		log:       cfg.Logger.With("node", meta.ID),
+		name:      nodeName(meta),
+		meta:      meta,
+		metaBytes: b,
+		view:      newView(),
+		subs:      map[*subscriber]struct{}{},
+		leaving:   map[string]time.Time{},
+		refused:   map[string]string{},
+		stop:      make(chan struct{}),
+	}
+	d := &delegate{m}
+	mlc := memberlist.DefaultLANConfig()
+	mlc.Name = m.name
+	mlc.BindAddr, mlc.BindPort = cfg.BindAddr, cfg.BindPort
+	mlc.AdvertiseAddr, mlc.AdvertisePort = cfg.AdvertiseAddr, cfg.BindPort
+	mlc.ProbeInterval, mlc.ProbeTimeout = cfg.ProbeInterval, cfg.ProbeTimeout
+	mlc.SuspicionMult = cfg.SuspicionMult
+	mlc.GossipInterval = cfg.GossipInterval
+	mlc.PushPullInterval = cfg.PushPullInterval
+	mlc.TCPTimeout = cfg.StreamTimeout
+	mlc.SecretKey = cfg.SecretKey
+	mlc.Delegate, mlc.Events, mlc.Alive, mlc.Merge = d, d, d, d
+	mlc.DelegateProtocolVersion, mlc.DelegateProtocolMin, mlc.DelegateProtocolMax = metaVersion, metaVersion, metaVersion
+	mlc.Logger = memberlistLogger(cfg.Logger)
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+	}
+	m.ml = ml
+	if err := m.joinSeeds(ctx); err != nil {
+		m.shutdown()
+		return nil, err
+	}
+	if len(cfg.Seeds) > 0 && cfg.RejoinInterval > 0 {
+		m.wg.Add(1)
+		go m.rejoinLoop()
+	}
+	m.log.Info("cluster: member started", "addr", m.Addr(), "incarnation", meta.Incarnation,
+		"members", len(m.Members()), "encrypted", len(cfg.SecretKey) > 0)
+	return m, nil
+}
+
+// Addr returns the gossip address other nodes reach this one at (host:port), with the
+// port actually bound when Config.BindPort was 0. Use it as another node's seed.
+func (m *Member) Addr() string {
+	ln := m.ml.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+}
+
+// Self returns this node's current Meta (with its Incarnation filled in).
+func (m *Member) Self() Meta {
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	return m.meta
+}
+
+// Update gossips changed metadata for this node. meta.ID must be unchanged and
+// meta.Incarnation unchanged or 0 (ErrBadMeta); a meta that encodes above MaxMetaSize
+// is refused with ErrMetaTooLarge and the old one stays. Update waits at most
+// StreamTimeout for the broadcast to go out; the change is in Self and Members at once.
+func (m *Member) Update(meta Meta) error {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	cur := m.Self()
+	if meta.Incarnation == 0 {
+		meta.Incarnation = cur.Incarnation
+	}
+	if meta.ID != cur.ID || meta.Incarnation != cur.Incarnation {
+		return fmt.Errorf("cluster: update: %w: ID and Incarnation are fixed for a member's life (have %q/%d, got %q/%d)",
+			ErrBadMeta, cur.ID, cur.Incarnation, meta.ID, meta.Incarnation)
+	}
+	b, err := encodeMeta(meta)
+	if err != nil {
+		return fmt.Errorf("cluster: update: %w", err)
+	}
+	m.metaMu.Lock()
+	m.meta, m.metaBytes = meta, b
+	m.metaMu.Unlock()
+	if err := m.ml.UpdateNode(m.cfg.StreamTimeout); err != nil {
+		return fmt.Errorf("cluster: update: %w", err)
+	}
+	return nil
+}
+
+// Members returns the current incarnation of every alive node, this one included,
+// sorted by ID.
+func (m *Member) Members() []Meta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.view.members()
+}
+
+// Subscribe returns a channel of membership events and a function that ends the
+// subscription. The first events are a Join for every current member (so no separate
+// Members call is needed and nothing falls in between), then every change in order.
+// Events wait in a queue per subscriber, so a slow reader never blocks gossip; queued
+// Updates of a node coalesce into its latest Meta, other kinds are never dropped (see
+// the package doc). The channel is closed by cancel, Leave or Shutdown; events still
+// queued then are dropped. Call cancel when done reading, or the queue grows.
+func (m *Member) Subscribe() (<-chan Event, func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ms := m.view.members()
+	initial := make([]Event, len(ms))
+	for i, meta := range ms {
+		initial[i] = Event{KindJoin, meta}
+	}
+	s := newSubscriber(initial)
+	select {
+	case <-m.stop:
+		s.close()
+	default:
+		m.subs[s] = struct{}{}
+	}
+	return s.out, func() {
+		m.mu.Lock()
+		delete(m.subs, s)
+		m.mu.Unlock()
+		s.close()
+	}
+}
+
+// Leave leaves the cluster gracefully: every other node is told first, so that it
+// reports Leave rather than Dead, then the leave is gossiped and the member shut down.
+// ctx bounds the whole (default StreamTimeout when it has no deadline). Once Leave or
+// Shutdown has been called, Leave returns ErrClosed.
+func (m *Member) Leave(ctx context.Context) error {
+	if !m.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	defer m.shutdown()
+	timeout := m.cfg.StreamTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	m.sendLeaveNotices(ctx)
+	if err := m.ml.Leave(timeout); err != nil {
+		return fmt.Errorf("cluster: leave: %w", err)
+	}
+	m.log.Info("cluster: left")
+	return nil
+}
+
+// Shutdown stops the member abruptly, as a crash would: no one is told, and the other
+// nodes declare it Dead once it stops answering probes. Idempotent.
+func (m *Member) Shutdown() error {
+	m.closed.Store(true)
+	return m.shutdown()
+}
+
+func (m *Member) shutdown() error {
+	var err error
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		close(m.stop)
+		for s := range m.subs {
+			s.close()
+		}
+		m.subs = nil
+		m.mu.Unlock()
+		err = m.ml.Shutdown()
+		m.wg.Wait()
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: shutdown: %w", err)
+	}
+	return nil
+}
+
+// sendLeaveNotices tells every other alive node over TCP that this incarnation is
+// leaving, in parallel, until all are told or ctx ends.
+func (m *Member) sendLeaveNotices(ctx context.Context) {
+	msg := append([]byte{msgLeave}, m.name...)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range m.ml.Members() {
+		if n.Name == m.name {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.ml.SendReliable(n, msg); err != nil {
+				m.log.Debug("cluster: leave notice not delivered", "to", n.Name, "err", err)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}

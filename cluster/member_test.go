@@ -1,0 +1,256 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestLifecycle runs five nodes in one process: join through one seed, Update, Leave,
+// a crash (Shutdown) seen as Dead, and restarts seen as new incarnations.
+func TestLifecycle(t *testing.T) {
+	seed := startNode(t, workerMeta("node-0"), nil, nil)
+	nodes := []*Member{seed}
+	for i := 1; i < 5; i++ {
+		nodes = append(nodes, startNode(t, workerMeta(fmt.Sprintf("node-%d", i)), []string{seed.Addr()}, nil))
+	}
+	all := []string{"node-0", "node-1", "node-2", "node-3", "node-4"}
+	for _, n := range nodes {
+		waitFor(t, 5*time.Second, "everyone sees everyone", func() error { return seesExactly(n, all...) })
+	}
+	recs := make([]*recorder, len(nodes))
+	for i, n := range nodes {
+		recs[i] = record(t, n)
+		// A subscription starts with a Join per current member.
+		waitFor(t, time.Second, "initial joins", func() error {
+			evs := recs[i].all()
+			if len(evs) < 5 {
+				return fmt.Errorf("%d initial events", len(evs))
+			}
+			for j, ev := range evs[:5] {
+				if ev.Kind != KindJoin || ev.Meta.ID != all[j] {
+					return fmt.Errorf("initial event %d: %v %s", j, ev.Kind, ev.Meta.ID)
+				}
+			}
+			if len(evs) > 5 {
+				t.Logf("node-%d: events after the initial joins: %v", i, evs[5:])
+			}
+			return nil
+		})
+	}
+
+	// Update propagates.
+	meta := nodes[1].Self()
+	meta.FreeBlocks, meta.QueueDepth, meta.State = 3, 7, StateDraining
+	if err := nodes[1].Update(meta); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		waitFor(t, 5*time.Second, "update seen", func() error {
+			for _, m := range n.Members() {
+				if m.ID == "node-1" && m != meta {
+					return fmt.Errorf("%s sees %+v", n.Self().ID, m)
+				}
+			}
+			if ev, _, ok := recs[i].find(KindUpdate, "node-1"); !ok || ev.Meta != meta {
+				return fmt.Errorf("%s: no Update event with the new meta", n.Self().ID)
+			}
+			return nil
+		})
+	}
+
+	// Leave is seen as Leave.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := nodes[4].Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[4].Leave(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Leave: %v, want ErrClosed", err)
+	}
+	for i := range 4 {
+		waitFor(t, 5*time.Second, "leave seen", func() error {
+			if _, _, ok := recs[i].find(KindLeave, "node-4"); !ok {
+				return fmt.Errorf("node-%d: no Leave event for node-4 (events %v)", i, recs[i].all())
+			}
+			return seesExactly(nodes[i], all[:4]...)
+		})
+		if _, _, ok := recs[i].find(KindDead, "node-4"); ok {
+			t.Errorf("node-%d saw node-4 Dead, want Leave", i)
+		}
+	}
+
+	// A crash is seen as Dead by all others.
+	crashed := time.Now()
+	nodes[3].Shutdown()
+	var slowest time.Duration
+	for i := range 3 {
+		waitFor(t, 8*time.Second, "crash seen as dead", func() error {
+			_, at, ok := recs[i].find(KindDead, "node-3")
+			if !ok {
+				return fmt.Errorf("node-%d: no Dead event for node-3", i)
+			}
+			slowest = max(slowest, at.Sub(crashed))
+			return seesExactly(nodes[i], all[:3]...)
+		})
+	}
+	t.Logf("crash of 1 of 4 nodes seen as Dead by all 3 others after %v (LocalConfig: probe %v, timeout %v, suspicion mult %d)",
+		slowest, LocalConfig().ProbeInterval, LocalConfig().ProbeTimeout, LocalConfig().SuspicionMult)
+
+	// Restarted after its death was noticed: a Join with the new incarnation.
+	old3 := nodes[3].Self()
+	new3 := startNode(t, workerMeta("node-3"), []string{seed.Addr()}, nil)
+	if new3.Self().Incarnation <= old3.Incarnation {
+		t.Fatalf("new incarnation %d not after %d", new3.Self().Incarnation, old3.Incarnation)
+	}
+	for i := range 3 {
+		waitFor(t, 5*time.Second, "restarted node joins", func() error {
+			for _, ev := range recs[i].all() {
+				if ev.Kind == KindJoin && ev.Meta.ID == "node-3" && ev.Meta.Incarnation == new3.Self().Incarnation {
+					return nil
+				}
+			}
+			return fmt.Errorf("node-%d: no Join of node-3's new incarnation", i)
+		})
+	}
+
+	// Restarted before the old incarnation is gone (a replacement started while the old
+	// process hangs): a Restart event, and nothing more about the old incarnation.
+	old2 := nodes[2].Self()
+	new2 := startNode(t, workerMeta("node-2"), []string{seed.Addr()}, nil)
+	for i := range 2 {
+		waitFor(t, 5*time.Second, "restart seen", func() error {
+			ev, _, ok := recs[i].find(KindRestart, "node-2")
+			if !ok || ev.Meta.Incarnation != new2.Self().Incarnation {
+				return fmt.Errorf("node-%d: no Restart of node-2 with the new incarnation (events %v)", i, recs[i].all())
+			}
+			for _, m := range nodes[i].Members() {
+				if m.ID == "node-2" && m.Incarnation != new2.Self().Incarnation {
+					return fmt.Errorf("node-%d still has node-2's old incarnation", i)
+				}
+			}
+			return nil
+		})
+	}
+	nodes[2].Shutdown()
+	// The new incarnation keeps the ID while the old one is declared dead: poll until the
+	// new node itself no longer lists the old one as alive in memberlist.
+	waitFor(t, 8*time.Second, "old incarnation gone", func() error {
+		for _, n := range seed.ml.Members() {
+			if n.Name == nodeName(old2) {
+				return fmt.Errorf("old node-2 still alive in memberlist")
+			}
+		}
+		return nil
+	})
+	for i := range 2 {
+		for _, ev := range recs[i].all() {
+			if ev.Meta.ID == "node-2" && (ev.Kind == KindDead || ev.Kind == KindLeave) {
+				t.Errorf("node-%d: %v event for node-2 after its restart: the stale incarnation's death must be silent", i, ev.Kind)
+			}
+		}
+		if err := seesExactly(nodes[i], "node-0", "node-1", "node-2", "node-3"); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestLeaveAloneAndClosedMember(t *testing.T) {
+	m := startNode(t, workerMeta("solo"), nil, nil)
+	ch, _ := m.Subscribe()
+	if ev := <-ch; ev.Kind != KindJoin || ev.Meta.ID != "solo" {
+		t.Fatalf("first event %+v, want own Join", ev)
+	}
+	if err := m.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range ch { // closed by Leave
+	}
+	if err := m.Update(workerMeta("solo")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Update after Leave: %v, want ErrClosed", err)
+	}
+	if err := m.Shutdown(); err != nil {
+		t.Fatalf("Shutdown after Leave: %v", err)
+	}
+	ch2, cancel := m.Subscribe()
+	cancel()
+	for range ch2 {
+	}
+}
+
+func TestUpdateRejects(t *testing.T) {
+	m := startNode(t, workerMeta("u"), nil, nil)
+	self := m.Self()
+	for _, tc := range []struct {
+		name string
+		mod  func(*Meta)
+		want error
+	}{
+		{"other ID", func(m *Meta) { m.ID = "v" }, ErrBadMeta},
+		{"other incarnation", func(m *Meta) { m.Incarnation++ }, ErrBadMeta},
+		{"bad state", func(m *Meta) { m.State = "gone" }, ErrBadMeta},
+		{"too large", func(m *Meta) { m.Pipeline = string(make([]byte, MaxMetaSize)) }, ErrMetaTooLarge},
+	} {
+		meta := self
+		tc.mod(&meta)
+		if err := m.Update(meta); !errors.Is(err, tc.want) {
+			t.Errorf("%s: Update = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if m.Self() != self {
+		t.Errorf("rejected updates changed Self: %+v", m.Self())
+	}
+	zero := self
+	zero.Incarnation = 0 // keeps the incarnation
+	zero.QueueDepth = 5
+	if err := m.Update(zero); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Self(); got.Incarnation != self.Incarnation || got.QueueDepth != 5 {
+		t.Errorf("Self after update %+v", got)
+	}
+}
+
+func TestJoinRejects(t *testing.T) {
+	big := workerMeta("big")
+	big.Model = string(make([]byte, MaxMetaSize))
+	if _, err := tryNode(t, big, nil, nil, time.Second); !errors.Is(err, ErrMetaTooLarge) {
+		t.Errorf("Join with a too large meta: %v, want ErrMetaTooLarge", err)
+	}
+	if _, err := tryNode(t, Meta{ID: "x"}, nil, nil, time.Second); !errors.Is(err, ErrBadMeta) {
+		t.Errorf("Join with no role: %v, want ErrBadMeta", err)
+	}
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.SecretKey = []byte("short") },
+		func(c *Config) { c.BindPort = 70000 },
+		func(c *Config) { c.ProbeTimeout = 2 * c.ProbeInterval },
+		func(c *Config) { c.GossipInterval = -1 },
+		func(c *Config) { c.Seeds = []string{"host:notaport"} },
+	} {
+		if _, err := tryNode(t, workerMeta("c"), nil, mod, time.Second); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("Join with a bad config: %v, want ErrBadConfig", err)
+		}
+	}
+}
+
+// TestMetaAtLimit gossips a Meta of exactly MaxMetaSize bytes between two nodes.
+func TestMetaAtLimit(t *testing.T) {
+	full := workerMeta("full")
+	full.Incarnation = uint64(time.Now().UnixNano())
+	meta := metaOfSize(t, full, MaxMetaSize)
+	a := startNode(t, meta, nil, nil)
+	b := startNode(t, workerMeta("b"), []string{a.Addr()}, nil)
+	waitFor(t, 5*time.Second, "full meta seen", func() error {
+		for _, m := range b.Members() {
+			if m.ID == "full" {
+				if m != a.Self() {
+					return fmt.Errorf("got %+v", m)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("b sees %v", ids(b.Members()))
+	})
+}
