@@ -87,8 +87,8 @@ func (s *Store) PutBatch(ctx context.Context, es []Entry) error {
 				return fmt.Errorf("swap: put %s: %w", e.Key, err)
 			}
 		}
-		if max := s.cfg.MaxBytes; max > 0 && s.bytes.Load()+delta > max {
-			return fmt.Errorf("%w: %d stored bytes + %d > MaxBytes %d", ErrFull, s.bytes.Load(), delta, max)
+		if limit := s.cfg.MaxBytes; limit > 0 && s.bytes.Load()+delta > limit {
+			return fmt.Errorf("%w: %d stored bytes + %d > MaxBytes %d", ErrFull, s.bytes.Load(), delta, limit)
 		}
 		return nil
 	})
@@ -114,7 +114,7 @@ func (s *Store) scratchLocked(n int) []byte {
 		return make([]byte, n)
 	}
 	if cap(s.scratch) < n {
-		s.scratch = make([]byte, n, max(n, 2*cap(s.scratch)))
+		s.scratch = make([]byte, n, min(max(n, 2*cap(s.scratch)), maxScratch))
 	}
 	return s.scratch[:n]
 }
