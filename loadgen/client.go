@@ -265,6 +265,37 @@ func (c *client) readBody(body io.Reader, rec *Record) error {
 	return nil
 }
 
+// listedModel asks the server for its models (GET /v1/models) and returns the first id.
+func listedModel(ctx context.Context, cfg Config) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	u := strings.TrimSuffix(cfg.URL, "/") + "/v1/models"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", fmt.Errorf("loadgen: list models: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("loadgen: list models: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("loadgen: list models: %w %d", ErrStatus, resp.StatusCode)
+	}
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&list); err != nil {
+		return "", fmt.Errorf("loadgen: list models: %w: %w", ErrStream, err)
+	}
+	if len(list.Data) == 0 || list.Data[0].ID == "" {
+		return "", fmt.Errorf("loadgen: list models: %w: the server lists no model", ErrStream)
+	}
+	return list.Data[0].ID, nil
+}
+
 // retryAfter is the wait a Retry-After header asks for (delay-seconds, fractional
 // seconds, or an HTTP date), or def without a usable header.
 func retryAfter(h string, now time.Time, def time.Duration) time.Duration {

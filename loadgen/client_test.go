@@ -54,6 +54,7 @@ func fixtureEvents(t *testing.T) []string {
 func testConfig(url string) Config {
 	c := DefaultConfig()
 	c.URL = url
+	c.Model = "kvmesh"
 	c.Requests = 1
 	c.Timeout = 10 * time.Second
 	return c
@@ -363,6 +364,35 @@ func TestRunCancel(t *testing.T) {
 	}
 	if rep.Summary.Sent != 1 || rep.Summary.NotSent != 4 || rep.Records[0].ErrorKind != KindCanceled {
 		t.Fatalf("summary %+v, record %+v", rep.Summary, rep.Records[0])
+	}
+}
+
+func TestListedModel(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"object":"list","data":[{"id":"stories260K","object":"model"},{"id":"other"}]}`))
+	})
+	var model string
+	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) {
+		var req completionRequest
+		b, _ := readAll(r)
+		_ = json.Unmarshal(b, &req)
+		model = req.Model
+		replay(fixtureEvents(t), 0)(w, r)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Model = ""
+	rep, err := Run(context.Background(), cfg)
+	if err != nil || model != "stories260K" || rep.Run.Model != "stories260K" || rep.Summary.Succeeded != 1 {
+		t.Fatalf("Run = %v; model sent %q, report %+v", err, model, rep)
+	}
+	empty := httptest.NewServer(http.NotFoundHandler())
+	defer empty.Close()
+	cfg.URL = empty.URL
+	if rep, err := Run(context.Background(), cfg); !errors.Is(err, ErrStatus) || rep != nil {
+		t.Fatalf("Run without a model list = %v, %v", rep, err)
 	}
 }
 

@@ -14,7 +14,8 @@ type Config struct {
 	// URL is the server's base URL, e.g. "http://127.0.0.1:8080"; requests go to
 	// URL + "/v1/completions". Required.
 	URL string
-	// Model is the "model" field of each request. Default "kvmesh".
+	// Model is the "model" field of each request. Default: the first model the server
+	// lists at GET {URL}/v1/models, asked once before the run.
 	Model string
 	// Rate is the mean arrival rate in requests per second of an open-loop run with
 	// Poisson arrivals (exponential inter-arrival times). 0 (default) runs closed loop.
@@ -71,9 +72,6 @@ func DefaultConfig() Config {
 
 // fill sets zero fields to their defaults.
 func (c *Config) fill() error {
-	if c.Model == "" {
-		c.Model = "kvmesh"
-	}
 	if c.Requests == 0 {
 		c.Requests = 100
 	}

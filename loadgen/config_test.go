@@ -46,7 +46,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := zero.validate(); err != nil {
 		t.Fatal(err)
 	}
-	if zero.Requests != 100 || zero.MaxTokens != 64 || zero.Timeout != 2*time.Minute || zero.Model == "" ||
+	if zero.Requests != 100 || zero.MaxTokens != 64 || zero.Timeout != 2*time.Minute || zero.Model != "" ||
 		zero.Prompts.Kind != PromptsRandom || zero.Prompts.MinWords != 8 || zero.Prompts.MaxWords != 64 {
 		t.Fatalf("zero config not filled with defaults: %+v", zero)
 	}

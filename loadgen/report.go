@@ -40,8 +40,10 @@ type Summary struct {
 	NotSent   int `json:"not_sent"` // cut off by Config.Duration or a cancelled context
 	Succeeded int `json:"succeeded"`
 	Failed    int `json:"failed"`
-	// Errors counts failed requests by ErrorKind.
-	Errors map[string]int `json:"errors,omitempty"`
+	// Errors counts failed requests by ErrorKind; ErrorExamples holds the message of
+	// the first failure of each kind.
+	Errors        map[string]int    `json:"errors,omitempty"`
+	ErrorExamples map[string]string `json:"error_examples,omitempty"`
 	// Rejections counts 429 answers, retried or not.
 	Rejections int `json:"rejections"`
 	// Duration is the time from the first send to the last end, in seconds.
@@ -90,7 +92,10 @@ func summarize(recs []Record, notSent int) Summary {
 		if !r.OK() {
 			s.Failed++
 			if s.Errors == nil {
-				s.Errors = map[string]int{}
+				s.Errors, s.ErrorExamples = map[string]int{}, map[string]string{}
+			}
+			if s.Errors[r.ErrorKind] == 0 {
+				s.ErrorExamples[r.ErrorKind] = r.Error
 			}
 			s.Errors[r.ErrorKind]++
 			continue
@@ -162,6 +167,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			kinds = append(kinds, fmt.Sprintf("%s %d", k, s.Errors[k]))
 		}
 		fmt.Fprintf(&b, "errors     %s\n", strings.Join(kinds, ", "))
+		for _, k := range slices.Sorted(maps.Keys(s.ErrorExamples)) {
+			fmt.Fprintf(&b, "  first %s: %s\n", k, s.ErrorExamples[k])
+		}
 	}
 	fmt.Fprintf(&b, "duration   %.3f s\n", s.Duration)
 	fmt.Fprintf(&b, "throughput %.2f req/s, %.1f output tok/s, %.1f total tok/s (%d output, %d prompt tokens)\n\n",

@@ -23,6 +23,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Rate > 0 {
 		arrivals = poissonArrivals(cfg.Requests, cfg.Rate, cfg.Seed)
 	}
+	if cfg.Model == "" {
+		if cfg.Model, err = listedModel(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	recs := make([]Record, cfg.Requests)
 	sent := make([]bool, cfg.Requests) // sent[i]: request i was sent; written once by its sender
 	start := time.Now()
