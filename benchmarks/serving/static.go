@@ -1,0 +1,215 @@
+package serving
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kvmesh/kvmesh/blocks"
+	"github.com/kvmesh/kvmesh/engine"
+	"github.com/kvmesh/kvmesh/model"
+	"github.com/kvmesh/kvmesh/model/sample"
+	"github.com/kvmesh/kvmesh/model/tensor"
+)
+
+// StaticTarget is the least ratio of the engine's request throughput to static batching's.
+const StaticTarget = 2.0
+
+// StaticConfig configures Static. Zero values take the documented defaults.
+type StaticConfig struct {
+	// Mix is the workload; its defaults are Mix's.
+	Mix Mix
+	// BlockSize is the tokens per KV block of both. Default 16.
+	BlockSize int
+	// Batch sets the KV memory budget of both: Batch reservations of the mix's longest
+	// sequence (prompt maximum + max_tokens maximum), in blocks. Static batching runs
+	// batches of exactly Batch requests. Default 8.
+	Batch int
+	// Threads is the number of kernel threads of both. Default: one per core.
+	Threads int
+}
+
+func (c *StaticConfig) validate(m *model.Model) error {
+	if c.BlockSize == 0 {
+		c.BlockSize = 16
+	}
+	if c.Batch == 0 {
+		c.Batch = 8
+	}
+	if c.BlockSize < 1 || c.Batch < 1 {
+		return fmt.Errorf("%w: block size %d, batch %d", ErrConfig, c.BlockSize, c.Batch)
+	}
+	if err := c.Mix.validate(m.Config.SeqLen); err != nil {
+		return err
+	}
+	if need := blocksFor(m.Config.SeqLen, c.BlockSize); c.Batch*blocksFor(c.Mix.maxLen(), c.BlockSize) < need {
+		return fmt.Errorf("%w: %d reservations of %d tokens are fewer blocks than the engine's minimum of one full context (%d)",
+			ErrConfig, c.Batch, c.Mix.maxLen(), need)
+	}
+	return nil
+}
+
+// StaticResult compares the engine's throughput with static batching's on the same
+// requests and the same number of KV blocks.
+type StaticResult struct {
+	Requests  int  `json:"requests"`
+	BlockSize int  `json:"block_size"`
+	Blocks    int  `json:"kv_blocks"`
+	Batch     int  `json:"static_batch"`
+	Engine    Rate `json:"engine"`
+	Static    Rate `json:"static"`
+	// Ratio is the engine's requests/s over static batching's.
+	Ratio float64 `json:"ratio"`
+	// TokensRatio is the engine's generated tokens/s over static batching's.
+	TokensRatio float64 `json:"tokens_ratio"`
+	// OutputsDiffer counts requests whose tokens differ between the two (must be 0: both
+	// sample as a function of seed and position).
+	OutputsDiffer int     `json:"outputs_differ"`
+	Target        float64 `json:"target"`
+	Pass          bool    `json:"pass"`
+}
+
+// Static runs cfg.Mix twice on the same number of KV blocks: through static batching
+// (staticBatching), then through the engine with every request submitted at once.
+func Static(ctx context.Context, m *model.Model, cfg StaticConfig) (StaticResult, error) {
+	if err := cfg.validate(m); err != nil {
+		return StaticResult{}, err
+	}
+	reqs := cfg.Mix.build(m.Config.Vocab)
+	bs := cfg.BlockSize
+	numBlocks := cfg.Batch * blocksFor(cfg.Mix.maxLen(), bs)
+	res := StaticResult{Requests: len(reqs), BlockSize: bs, Blocks: numBlocks, Batch: cfg.Batch, Target: StaticTarget}
+
+	start := time.Now()
+	static, err := staticBatching(ctx, m, reqs, cfg.Batch, numBlocks, bs, cfg.Threads)
+	if err != nil {
+		return res, err
+	}
+	res.Static = newRate(len(reqs), countTokens(static), time.Since(start))
+
+	e, err := engine.New(m, engine.Config{BlockSize: bs, NumBlocks: numBlocks, MaxWaiting: len(reqs), Threads: cfg.Threads})
+	if err != nil {
+		return res, fmt.Errorf("serving: static: %w", err)
+	}
+	start = time.Now()
+	outs, err := run(ctx, e, reqs)
+	d := time.Since(start)
+	if serr := shutdown(e); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Engine = newRate(len(reqs), generated(outs), d)
+
+	for i, o := range outs {
+		if !slices.Equal(o.tokens, static[i]) {
+			res.OutputsDiffer++
+		}
+	}
+	if res.Static.RequestsS > 0 {
+		res.Ratio = res.Engine.RequestsS / res.Static.RequestsS
+		res.TokensRatio = res.Engine.TokensS / res.Static.TokensS
+	}
+	res.Pass = res.Ratio >= StaticTarget
+	return res, nil
+}
+
+func countTokens(toks [][]int) int {
+	n := 0
+	for _, t := range toks {
+		n += len(t)
+	}
+	return n
+}
+
+// staticMember is one request of a static batch.
+type staticMember struct {
+	req    engine.Request
+	table  *blocks.Table
+	tokens []int // prompt, then generated tokens
+	done   bool
+}
+
+// staticBatching is the baseline: requests in arrival order, in fixed batches of batch.
+// A batch is prefilled in one forward pass, then decodes one token per member per step
+// until its longest member finishes; a finished member stops running but keeps its
+// reservation, so the next batch starts only when the whole batch is done. The cache has
+// numBlocks blocks, enough for batch reservations of the longest sequence, so a batch
+// never runs out. Sampling is the engine's: the k-th token of a request is drawn with
+// Sample(logits, params, k), and BOS or max_tokens or the context's end finishes it. It
+// returns each request's generated tokens.
+func staticBatching(ctx context.Context, m *model.Model, reqs []engine.Request, batch, numBlocks, bs, threads int) ([][]int, error) {
+	bc := blocks.DefaultConfig()
+	bc.Shape, bc.DType, bc.NumBlocks = m.KVShape(bs), blocks.FP32, numBlocks
+	cache, err := blocks.New(bc)
+	if err != nil {
+		return nil, fmt.Errorf("serving: static baseline: %w", err)
+	}
+	longest := 0
+	for _, r := range reqs {
+		longest = max(longest, len(r.Prompt))
+	}
+	pool := tensor.NewPool(threads)
+	defer pool.Close()
+	runner := model.NewRunner(m, model.RunnerConfig{MaxTokens: max(batch*longest, batch), Pool: pool})
+	defer runner.Close()
+	smp := sample.New(m.Config.Vocab)
+	vocab, seqLen := m.Config.Vocab, m.Config.SeqLen
+
+	out := make([][]int, len(reqs))
+	members := make([]staticMember, 0, batch)
+	fwd := make([]model.Seq, 0, batch)
+	running := make([]*staticMember, 0, batch) // members of the current forward pass, in order
+	for lo := 0; lo < len(reqs); lo += batch {
+		members = members[:0]
+		for _, r := range reqs[lo:min(lo+batch, len(reqs))] {
+			members = append(members, staticMember{req: r, table: &blocks.Table{}, tokens: slices.Clone(r.Prompt)})
+		}
+		for step := 0; ; step++ {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			fwd, running = fwd[:0], running[:0]
+			for i := range members {
+				mb := &members[i]
+				if mb.done {
+					continue
+				}
+				feed := mb.tokens[len(mb.tokens)-1:]
+				if step == 0 {
+					feed = mb.tokens
+				}
+				if !cache.Append(mb.table, len(feed)) {
+					panic("serving: static baseline ran out of its reserved KV blocks")
+				}
+				fwd = append(fwd, model.Seq{Table: mb.table, Tokens: feed})
+				running = append(running, mb)
+			}
+			if len(fwd) == 0 {
+				break
+			}
+			logits, err := runner.Forward(fwd, cache)
+			if err != nil {
+				return nil, fmt.Errorf("serving: static baseline: %w", err)
+			}
+			for i, mb := range running {
+				k := len(mb.tokens) - len(mb.req.Prompt)
+				tok := smp.Sample(logits[i*vocab:(i+1)*vocab], mb.req.Sampling, k)
+				if tok == bos {
+					mb.done = true
+					continue
+				}
+				mb.tokens = append(mb.tokens, tok)
+				mb.done = k+1 >= mb.req.MaxTokens || len(mb.tokens) > seqLen
+			}
+		}
+		for i := range members {
+			mb := &members[i]
+			cache.Release(mb.table)
+			out[lo+i] = mb.tokens[len(mb.req.Prompt):]
+		}
+	}
+	return out, nil
+}
