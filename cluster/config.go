@@ -103,7 +103,7 @@ func LocalConfig() Config {
 	c.ProbeTimeout = 100 * time.Millisecond
 	c.SuspicionMult = 2
 	c.GossipInterval = 50 * time.Millisecond
-	c.PushPullInterval = 5 * time.Second
+	c.PushPullInterval = time.Second
 	c.StreamTimeout = time.Second
 	return c
 }

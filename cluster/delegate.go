@@ -3,18 +3,9 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 )
-
-// msgLeave starts a leave notice, a user message sent over TCP to every node by Leave:
-// msgLeave, then the leaving memberlist name. memberlist does not tell its event
-// delegate whether a node left or died, so the notice is how a Leave is told apart.
-const msgLeave = 'L'
-
-// leaveNoticeTTL is how long a leave notice is remembered, waiting for the leave itself.
-const leaveNoticeTTL = time.Minute
 
 // maxRefusedLogged bounds the memory of refused nodes already logged.
 const maxRefusedLogged = 1024
@@ -39,22 +30,8 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return d.m.metaBytes
 }
 
-// NotifyMsg records a leave notice; any other message is ignored.
-func (d *delegate) NotifyMsg(b []byte) {
-	if len(b) < 2 || b[0] != msgLeave {
-		return
-	}
-	name := string(b[1:])
-	now := time.Now()
-	d.m.mu.Lock()
-	defer d.m.mu.Unlock()
-	for n, t := range d.m.leaving {
-		if now.Sub(t) > leaveNoticeTTL {
-			delete(d.m.leaving, n)
-		}
-	}
-	d.m.leaving[name] = now
-}
+// NotifyMsg handles leave notices and their acks (see leave.go).
+func (d *delegate) NotifyMsg(b []byte) { d.m.handleMsg(b) }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }

@@ -41,8 +41,10 @@
 // # Leave and Dead
 //
 // memberlist does not tell its event callbacks whether a node left or died, so Leave
-// first sends every alive node a leave notice over TCP (a memberlist user message), then
-// gossips the leave. A node reports Leave when the notice arrived first, Dead otherwise.
+// first sends every other alive node a leave notice over TCP (a memberlist user message)
+// and waits until each has recorded it and acked (at most StreamTimeout, or until ctx
+// ends), then gossips the leave. A node reports Leave when it holds the notice, Dead
+// otherwise: only a node that did not ack in time can report a leaving node Dead.
 //
 // # Metadata on the wire
 //

@@ -33,12 +33,15 @@ type Member struct {
 	view    *view
 	subs    map[*subscriber]struct{}
 	leaving map[string]time.Time // memberlist names that sent a leave notice, and when
+	acked   map[string]bool      // while this node leaves: names that acked its notice
+	ackWake chan struct{}        // cap 1: acked grew
 	refused map[string]string    // memberlist name -> reason already logged
 	refusal error                // a refusal seen while merging a seed's state in Join
 
 	closed   atomic.Bool // Leave or Shutdown was called
 	stopOnce sync.Once
 	stop     chan struct{} // closed when the member shuts down
+	ready    chan struct{} // closed once ml is set
 	wg       sync.WaitGroup
 }
 
@@ -68,6 +71,7 @@ func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
 		leaving:   map[string]time.Time{},
 		refused:   map[string]string{},
 		stop:      make(chan struct{}),
+		ready:     make(chan struct{}),
 	}
 	d := &delegate{m}
 	mlc := memberlist.DefaultLANConfig()
@@ -88,6 +92,7 @@ func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
 		return nil, fmt.Errorf("cluster: start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	m.ml = ml
+	close(m.ready)
 	if err := m.joinSeeds(ctx); err != nil {
 		m.shutdown()
 		return nil, err
@@ -229,29 +234,4 @@ func (m *Member) shutdown() error {
 		return fmt.Errorf("cluster: shutdown: %w", err)
 	}
 	return nil
-}
-
-// sendLeaveNotices tells every other alive node over TCP that this incarnation is
-// leaving, in parallel, until all are told or ctx ends.
-func (m *Member) sendLeaveNotices(ctx context.Context) {
-	msg := append([]byte{msgLeave}, m.name...)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, n := range m.ml.Members() {
-		if n.Name == m.name {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := m.ml.SendReliable(n, msg); err != nil {
-				m.log.Debug("cluster: leave notice not delivered", "to", n.Name, "err", err)
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
 }
