@@ -50,7 +50,7 @@ type client struct {
 	cfg   Config
 	url   string // cfg.URL + "/v1/completions"
 	http  *http.Client
-	start time.Time // the start of the run: Record times are offsets from it
+	start time.Time // the start of the run: Record times are offsets from it; set before the run's requests
 }
 
 func newClient(cfg Config, start time.Time) *client {

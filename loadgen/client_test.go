@@ -396,6 +396,42 @@ func TestListedModel(t *testing.T) {
 	}
 }
 
+func TestRunWarmup(t *testing.T) {
+	var mu sync.Mutex
+	var got []completionRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req completionRequest
+		b, _ := readAll(r)
+		_ = json.Unmarshal(b, &req)
+		mu.Lock()
+		got = append(got, req)
+		mu.Unlock()
+		replay(fixtureEvents(t), 0)(w, r)
+	}))
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Requests, cfg.Warmup, cfg.Seed = 3, 2, 10
+	cfg.Prompts = PromptSet{Kind: PromptsSharedPrefix, Groups: 2}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts, _ := cfg.Prompts.Generate(5, 10)
+	if len(got) != 5 || len(rep.Records) != 3 || rep.Summary.Succeeded != 3 || rep.Summary.WarmupFailed != 0 {
+		t.Fatalf("%d requests served, report %+v", len(got), rep.Summary)
+	}
+	for i, want := range []int{3, 4, 0, 1, 2} { // warm-ups first, one at a time
+		if got[i].Prompt != prompts[want].Text || got[i].Seed != 10+int64(want) {
+			t.Fatalf("request %d: prompt %q seed %d, want prompt %d", i, got[i].Prompt, got[i].Seed, want)
+		}
+	}
+	for _, r := range rep.Records {
+		if r.Start < 0 || r.Scheduled < 0 {
+			t.Fatalf("record times not from the measured start: %+v", r)
+		}
+	}
+}
+
 func TestRunBadConfig(t *testing.T) {
 	if rep, err := Run(context.Background(), Config{}); !errors.Is(err, ErrConfig) || rep != nil {
 		t.Fatalf("Run(zero config) = %v, %v", rep, err)

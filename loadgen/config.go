@@ -26,6 +26,12 @@ type Config struct {
 	Concurrency int
 	// Requests is the number of requests to send. Default 100.
 	Requests int
+	// Warmup is a number of requests sent one at a time before the measured run and not
+	// recorded, e.g. to fill a prefix cache (with shared-prefix prompts, Warmup ≥ Groups
+	// warms every group). They use the prompts and seeds that follow the measured ones
+	// (indices Requests, Requests+1, ...), so warming up changes no measured request.
+	// Default 0.
+	Warmup int
 	// Duration caps the run: no request starts after it has passed (those in flight run
 	// to their end or their Timeout). Default 10 minutes.
 	Duration time.Duration
@@ -115,6 +121,8 @@ func (c *Config) validate() error {
 		return bad("Concurrency %d < 0", c.Concurrency)
 	case c.Requests < 0:
 		return bad("Requests %d < 0", c.Requests)
+	case c.Warmup < 0:
+		return bad("Warmup %d < 0", c.Warmup)
 	case c.Duration < 0:
 		return bad("Duration %v < 0", c.Duration)
 	case c.MaxTokens < 0:

@@ -25,6 +25,7 @@ func TestConfigValidate(t *testing.T) {
 		{"infinite rate", func(c *Config) { c.Rate = math.Inf(1) }, true},
 		{"negative concurrency", func(c *Config) { c.Concurrency = -1 }, true},
 		{"negative requests", func(c *Config) { c.Requests = -1 }, true},
+		{"negative warmup", func(c *Config) { c.Warmup = -1 }, true},
 		{"negative duration", func(c *Config) { c.Duration = -time.Second }, true},
 		{"negative max tokens", func(c *Config) { c.MaxTokens = -1 }, true},
 		{"negative temperature", func(c *Config) { c.Temperature = -0.5 }, true},

@@ -26,6 +26,7 @@ type RunInfo struct {
 	Rate        float64   `json:"rate_rps"` // 0: closed loop
 	Concurrency int       `json:"concurrency"`
 	Requests    int       `json:"requests"`
+	Warmup      int       `json:"warmup,omitempty"`
 	Prompts     PromptSet `json:"prompts"`
 	MaxTokens   int       `json:"max_tokens"`
 	Temperature float64   `json:"temperature"`
@@ -46,6 +47,8 @@ type Summary struct {
 	ErrorExamples map[string]string `json:"error_examples,omitempty"`
 	// Rejections counts 429 answers, retried or not.
 	Rejections int `json:"rejections"`
+	// WarmupFailed counts failed warm-up requests (Config.Warmup).
+	WarmupFailed int `json:"warmup_failed,omitempty"`
 	// Duration is the time from the first send to the last end, in seconds.
 	Duration float64 `json:"duration_s"`
 	// RequestRate and OutputTokenRate are successful requests and their output tokens
@@ -68,7 +71,7 @@ func newReport(cfg Config, recs []Record, notSent int) *Report {
 	return &Report{
 		Run: RunInfo{
 			URL: cfg.URL, Model: cfg.Model, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
-			Requests: cfg.Requests, Prompts: cfg.Prompts, MaxTokens: cfg.MaxTokens,
+			Requests: cfg.Requests, Warmup: cfg.Warmup, Prompts: cfg.Prompts, MaxTokens: cfg.MaxTokens,
 			Temperature: cfg.Temperature, Stream: cfg.Stream, Seed: cfg.Seed,
 		},
 		Summary: summarize(recs, notSent),
@@ -159,8 +162,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "target     %s (model %q)\n", in.URL, in.Model)
 	fmt.Fprintf(&b, "load       %d requests, %s; %s; max %d tokens, %s\n", in.Requests, mode, prompts, in.MaxTokens, stream)
-	fmt.Fprintf(&b, "requests   %d sent, %d ok, %d failed, %d not sent, %d rejections (429)\n",
+	fmt.Fprintf(&b, "requests   %d sent, %d ok, %d failed, %d not sent, %d rejections (429)",
 		s.Sent, s.Succeeded, s.Failed, s.NotSent, s.Rejections)
+	if in.Warmup > 0 {
+		fmt.Fprintf(&b, "; after %d warm-up requests (%d failed)", in.Warmup, s.WarmupFailed)
+	}
+	b.WriteByte('\n')
 	if len(s.Errors) > 0 {
 		var kinds []string
 		for _, k := range slices.Sorted(maps.Keys(s.Errors)) {

@@ -15,7 +15,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	prompts, err := cfg.Prompts.Generate(cfg.Requests, cfg.Seed)
+	prompts, err := cfg.Prompts.Generate(cfg.Requests+cfg.Warmup, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
@@ -28,12 +28,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
+	c := newClient(cfg, time.Now())
+	defer c.close()
+	warmFailed := 0
+	for i := cfg.Requests; i < len(prompts) && ctx.Err() == nil; i++ {
+		rec := Record{Index: i}
+		c.do(ctx, prompts[i], &rec)
+		if !rec.OK() {
+			warmFailed++
+		}
+	}
 	recs := make([]Record, cfg.Requests)
 	sent := make([]bool, cfg.Requests) // sent[i]: request i was sent; written once by its sender
 	start := time.Now()
 	stop := start.Add(cfg.Duration)
-	c := newClient(cfg, start)
-	defer c.close()
+	c.start = start
 	if arrivals != nil {
 		runOpen(ctx, c, prompts, arrivals, recs, sent, stop)
 	} else {
@@ -45,7 +54,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			done = append(done, recs[i])
 		}
 	}
-	return newReport(cfg, done, len(recs)-len(done)), ctx.Err()
+	rep := newReport(cfg, done, len(recs)-len(done))
+	rep.Summary.WarmupFailed = warmFailed
+	return rep, ctx.Err()
 }
 
 // runClosed runs cfg.Concurrency workers (at least one), each sending the next request

@@ -32,6 +32,7 @@ func parseLoadgen(args []string, stderr io.Writer) (loadgen.Config, loadgenOptio
 	fs.Float64Var(&cfg.Rate, "rate", 0, "Poisson arrival rate in requests/s (0: closed loop with --concurrency workers)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "closed loop: requests in flight (0 means 1); with --rate: cap on requests in flight (0: none)")
 	fs.IntVar(&cfg.Requests, "requests", cfg.Requests, "number of requests to send")
+	fs.IntVar(&cfg.Warmup, "warmup", 0, "requests sent one at a time before the measured ones, not reported (e.g. to fill a prefix cache)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "start no request after this long")
 	kind := fs.String("prompts", string(loadgen.PromptsRandom), "prompt set: random or shared-prefix")
 	fs.IntVar(&cfg.Prompts.MinWords, "min-words", 0, "shortest random prompt or shared-prefix suffix in words (default 8, or 4 for suffixes)")

@@ -32,13 +32,13 @@ func TestLoadgenFlags(t *testing.T) {
 		{args: []string{"--url", "http://x:1", "--rate", "2.5", "--concurrency", "8", "--requests", "7",
 			"--prompts", "shared-prefix", "--groups", "3", "--prefix-words", "50", "--min-words", "2", "--max-words", "5",
 			"--max-tokens", "9", "--temperature", "0.8", "--seed", "11", "--no-stream", "--retry-429",
-			"--json", "--records", "--plots", "d", "--duration", "3s", "--timeout", "4s"},
+			"--json", "--records", "--plots", "d", "--duration", "3s", "--timeout", "4s", "--warmup", "2"},
 			check: func(c loadgen.Config, o loadgenOptions) bool {
 				p := c.Prompts
 				return c.Rate == 2.5 && c.Concurrency == 8 && c.Requests == 7 && p.Kind == loadgen.PromptsSharedPrefix &&
 					p.Groups == 3 && p.PrefixWords == 50 && p.MinWords == 2 && p.MaxWords == 5 && c.MaxTokens == 9 &&
 					c.Temperature == 0.8 && c.Seed == 11 && !c.Stream && c.RetryRejected && o.json && o.records &&
-					o.plots == "d" && c.Duration == 3*time.Second && c.Timeout == 4*time.Second
+					o.plots == "d" && c.Duration == 3*time.Second && c.Timeout == 4*time.Second && c.Warmup == 2
 			}},
 	}
 	for _, tt := range tests {
@@ -114,7 +114,7 @@ func TestLoadgenAgainstServe(t *testing.T) {
 	}{
 		{"closed loop, random prompts", []string{"--concurrency", "4"}},
 		{"Poisson, shared prefixes", []string{"--rate", "50", "--prompts", "shared-prefix", "--groups", "2",
-			"--prefix-words", "60", "--temperature", "0.9"}},
+			"--prefix-words", "60", "--temperature", "0.9", "--warmup", "2"}},
 		{"not streaming", []string{"--concurrency", "2", "--no-stream"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
