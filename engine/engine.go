@@ -153,10 +153,12 @@ func (e *Engine) check(req *Request) error {
 		return fmt.Errorf("%w: max tokens %d, want at least 1", ErrInvalid, req.MaxTokens)
 	case req.N < 1 || req.N > e.cfg.MaxRunning:
 		return fmt.Errorf("%w: n = %d, want 1 to %d", ErrInvalid, req.N, e.cfg.MaxRunning)
+	case req.Resumed < 0 || req.Resumed >= len(req.Prompt) || req.Resumed >= req.MaxTokens:
+		return fmt.Errorf("%w: %d resumed tokens of a %d-token prompt with max tokens %d", ErrInvalid, req.Resumed, len(req.Prompt), req.MaxTokens)
 	case len(req.Prompt) > c.SeqLen:
 		return fmt.Errorf("%w: prompt of %d tokens, context of %d", ErrTooLong, len(req.Prompt), c.SeqLen)
-	case len(req.Prompt)+req.MaxTokens > c.SeqLen+1:
-		return fmt.Errorf("%w: prompt of %d tokens plus %d new tokens passes the context of %d", ErrTooLong, len(req.Prompt), req.MaxTokens, c.SeqLen)
+	case len(req.Prompt)-req.Resumed+req.MaxTokens > c.SeqLen+1:
+		return fmt.Errorf("%w: prompt of %d tokens plus %d new tokens passes the context of %d", ErrTooLong, len(req.Prompt)-req.Resumed, req.MaxTokens, c.SeqLen)
 	}
 	for _, t := range req.Prompt {
 		if t < 0 || t >= c.Vocab {
@@ -167,7 +169,7 @@ func (e *Engine) check(req *Request) error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	bs := e.cfg.BlockSize
-	need := req.N * ((len(req.Prompt) + req.MaxTokens + bs - 1) / bs)
+	need := req.N * ((len(req.Prompt) - req.Resumed + req.MaxTokens + bs - 1) / bs)
 	if need > e.cfg.NumBlocks {
 		return fmt.Errorf("%w: needs %d KV blocks, the cache has %d", ErrTooLong, need, e.cfg.NumBlocks)
 	}

@@ -395,3 +395,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestResumedRequest cuts generations at several points and resumes them as new requests
+// with the generated tokens in the prompt: the resumed output is the rest of the original,
+// for greedy and seeded sampling alike.
+func TestResumedRequest(t *testing.T) {
+	e := newEngine(t, Config{})
+	greedy, sampled := loadReference(t)
+	for _, c := range []refCase{greedy[0], sampled[0], sampled[2]} {
+		want, why := c.want()
+		for _, k := range []int{1, 17, len(want) / 2, len(want) - 1} {
+			req := c.request()
+			req.Prompt = append(append([]int(nil), c.PromptIDs...), want[:k]...)
+			req.Resumed = k
+			res := runAll(t, e, []Request{req})[0]
+			if fmt.Sprint(res.tokens[0]) != fmt.Sprint(want[k:]) || res.finish[0] != why {
+				t.Errorf("prompt %q resumed after %d: got %v (%s), want %v (%s)", c.Prompt, k, res.tokens[0], res.finish[0], want[k:], why)
+			}
+		}
+	}
+	bad := greedy[0].request()
+	bad.Resumed = bad.MaxTokens
+	if _, err := e.Submit(context.Background(), bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("resuming past max tokens: %v, want ErrInvalid", err)
+	}
+}

@@ -33,6 +33,12 @@ type Request struct {
 	StopTokens []int
 	// Priority orders waiting requests under the priority policy: higher runs first.
 	Priority int
+	// Resumed is how many tokens at the end of Prompt an earlier run of this same request
+	// already generated (a request resumed after a failure elsewhere). They count against
+	// MaxTokens, sampling continues their sequence of random draws, and only the tokens
+	// after them are emitted, so the output equals an uninterrupted run. With N > 1 it
+	// applies to every sample alike (resume each sample as its own request instead).
+	Resumed int
 }
 
 // FinishReason says why a sample ended.

@@ -173,7 +173,7 @@ func (sc *scheduler) admit(s *seq, budget int) (n int, ok bool) {
 			sc.prefixDiskHits++
 			hits++
 		}
-		if s.index == 0 && s.generated() == 0 {
+		if s.index == 0 && s.generated() == s.r.req.Resumed {
 			sc.prefixQueried += int64(s.prompt)
 			sc.prefixHit += int64(min(hits*bs, s.prompt-1))
 		}

@@ -42,7 +42,7 @@ type seq struct {
 	r        *request
 	index    int
 	tokens   []int // prompt, then generated tokens
-	prompt   int
+	prompt   int   // length of the original prompt: tokens after it were generated (some maybe by an earlier run, Request.Resumed)
 	table    *blocks.Table
 	hashes   []blocks.BlockHash // chained hashes of tokens' full blocks that are hashed in the cache
 	state    state

@@ -24,7 +24,7 @@ func (e *Engine) intake() (stop, abort bool) {
 			id:     r.id << 16,
 			r:      r,
 			tokens: slices.Clone(r.req.Prompt),
-			prompt: len(r.req.Prompt),
+			prompt: len(r.req.Prompt) - r.req.Resumed,
 			table:  &blocks.Table{},
 			params: r.req.Sampling,
 		}
@@ -176,7 +176,7 @@ func (e *Engine) publish() {
 func countWaiting(active []*request) int {
 	n := 0
 	for _, r := range active {
-		if s := r.seqs[0]; s != nil && s.state == waiting && s.generated() == 0 {
+		if s := r.seqs[0]; s != nil && s.state == waiting && s.generated() == r.req.Resumed {
 			n++
 		}
 	}
