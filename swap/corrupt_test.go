@@ -96,10 +96,10 @@ func TestCorruptValueOnWrite(t *testing.T) {
 func editValue(t *testing.T, path string, k Key, fn func(v []byte)) {
 	t.Helper()
 	boltFile(t, path, func(tx *bolt.Tx) error {
-		b := tx.Bucket(blocksBucket)
-		v := bytes.Clone(b.Get(k[:]))
+		eb := tx.Bucket(blocksBucket).Bucket(k[:])
+		v := bytes.Clone(eb.Get(keyValue))
 		fn(v)
-		return b.Put(k[:], v)
+		return eb.Put(keyValue, v)
 	})
 }
 
@@ -161,7 +161,7 @@ func TestValueUnderWrongKey(t *testing.T) {
 	boltFile(t, cfg.Path, func(tx *bolt.Tx) error {
 		b := tx.Bucket(blocksBucket)
 		k0, k1 := testKey(0), testKey(1)
-		return b.Put(k1[:], bytes.Clone(b.Get(k0[:])))
+		return b.Bucket(k1[:]).Put(keyValue, bytes.Clone(b.Bucket(k0[:]).Get(keyValue)))
 	})
 	s := openTest(t, cfg)
 	if _, _, err := s.Get(ctx, testKey(1), nil); !errors.Is(err, ErrNotFound) {

@@ -73,7 +73,11 @@ func writeFixture(t *testing.T, path string) {
 			}
 		}
 		for _, e := range goldenEntries() {
-			if err := bb.Put(bytes.Clone(e.Key[:]), encodeTest(e.Key, e.Meta, e.Payload)); err != nil {
+			eb, err := bb.CreateBucket(bytes.Clone(e.Key[:]))
+			if err != nil {
+				return err
+			}
+			if err := eb.Put([]byte("v"), encodeTest(e.Key, e.Meta, e.Payload)); err != nil {
 				return err
 			}
 		}

@@ -95,10 +95,12 @@ func checkInvariants(t testing.TB, s *Store) {
 	t.Helper()
 	var n, size int64
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(blocksBucket).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(blocksBucket)
+		return b.ForEach(func(k, _ []byte) error {
 			if len(k) != 32 {
 				t.Errorf("invariant: key of %d bytes", len(k))
 			}
+			v, _, _ := lookup(b, k)
 			n++
 			size += int64(len(v))
 			return nil

@@ -77,13 +77,13 @@ func (s *Store) PutBatch(ctx context.Context, es []Entry) error {
 					return err
 				}
 			}
-			if old := b.Get(e.Key[:]); old != nil {
+			if old, ok, _ := lookup(b, e.Key[:]); ok {
 				delta -= int64(len(old))
 			} else {
 				added++
 			}
 			delta += int64(len(v))
-			if err := b.Put(e.Key[:], v); err != nil {
+			if err := putEntry(b, e.Key[:], v); err != nil {
 				return fmt.Errorf("swap: put %s: %w", e.Key, err)
 			}
 		}
@@ -151,13 +151,13 @@ func (s *Store) GetBatch(ctx context.Context, es []Entry) error {
 			e := &es[i]
 			e.Payload, e.Err = e.Payload[:0], nil
 			e.Meta = Meta{Tokens: e.Meta.Tokens[:0]}
-			v := b.Get(e.Key[:])
-			if v == nil {
+			v, ok, stray := lookup(b, e.Key[:])
+			if !ok {
 				e.Err = fmt.Errorf("swap: get %s: %w", e.Key, ErrNotFound)
 				continue
 			}
 			m, p, err := s.readValue(&e.Key, v, e.Payload, e.Meta.Tokens)
-			if err != nil {
+			if err = entryErr(stray, err); err != nil {
 				e.Err = fmt.Errorf("swap: get %s: %w", e.Key, err)
 				bad = append(bad, i)
 				continue
@@ -242,17 +242,21 @@ func (s *Store) DeleteBatch(ctx context.Context, keys []Key) error {
 }
 
 // deleteSplitLocked deletes keys (only those that fail their checksum if
-// onlyCorrupt), halving the batch while the disk is full. s.mu held.
+// onlyCorrupt), halving the batch while the disk is full; a key that cannot
+// be deleted even alone does not stop the others (each deletion frees
+// pages the next may need). s.mu held.
 func (s *Store) deleteSplitLocked(keys []Key, onlyCorrupt bool) error {
 	err := s.deleteLocked(keys, onlyCorrupt)
 	if err == nil || len(keys) == 1 || !isFull(err) {
 		return err
 	}
 	h := len(keys) / 2
-	if err := s.deleteSplitLocked(keys[:h], onlyCorrupt); err != nil {
-		return err
+	err1 := s.deleteSplitLocked(keys[:h], onlyCorrupt)
+	err2 := s.deleteSplitLocked(keys[h:], onlyCorrupt)
+	if err1 != nil {
+		return err1
 	}
-	return s.deleteSplitLocked(keys[h:], onlyCorrupt)
+	return err2
 }
 
 // deleteLocked deletes keys in one transaction. s.mu held.
@@ -262,13 +266,13 @@ func (s *Store) deleteLocked(keys []Key, onlyCorrupt bool) error {
 		b := tx.Bucket(blocksBucket)
 		n, freed = 0, 0
 		for _, k := range keys {
-			v := b.Get(k[:])
-			if v == nil || onlyCorrupt && !s.isCorrupt(k, v) {
+			v, ok, stray := lookup(b, k[:])
+			if !ok || onlyCorrupt && !stray && !s.isCorrupt(k, v) {
 				continue
 			}
 			freed += int64(len(v))
 			n++
-			if err := b.Delete(k[:]); err != nil {
+			if err := deleteEntry(b, k[:]); err != nil {
 				return err
 			}
 		}
@@ -306,26 +310,18 @@ func (s *Store) isCorrupt(k Key, v []byte) bool {
 func (s *Store) Range(fn func(k Key, m Meta) bool) error {
 	var bad []Key
 	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(blocksBucket).Cursor()
-		for kb, v := c.First(); kb != nil; kb, v = c.Next() {
-			if len(kb) != len(Key{}) {
-				return fmt.Errorf("%w: a %d-byte key in the blocks bucket", ErrCorrupt, len(kb))
-			}
-			k := Key(kb)
+		return walkEntries(tx, func(k *Key, v []byte, stray bool) bool {
 			if h := s.hooks.afterRead; h != nil {
-				v = h(k, v)
+				v = h(*k, v)
 			}
-			m, _, err := decodeHeader(&k, v, nil)
-			if err != nil {
-				s.log.Warn("swap: dropping corrupt entry", "path", s.cfg.Path, "key", k.String(), "err", err.Error())
-				bad = append(bad, k)
-				continue
+			m, _, err := decodeHeader(k, v, nil)
+			if stray || err != nil {
+				s.log.Warn("swap: dropping corrupt entry", "path", s.cfg.Path, "key", k.String(), "err", entryErr(stray, err).Error())
+				bad = append(bad, *k)
+				return true
 			}
-			if !fn(k, m) {
-				return nil
-			}
-		}
-		return nil
+			return fn(*k, m)
+		})
 	})
 	if len(bad) > 0 {
 		s.dropCorrupt(bad)

@@ -19,15 +19,6 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Bucket and key names of the file layout (see doc.go).
-var (
-	metaBucket   = []byte("meta")
-	blocksBucket = []byte("blocks")
-	keyFormat    = []byte("format")   // uint32 LE, formatVersion
-	keyIdentity  = []byte("identity") // Config.Identity, bytes
-	keyCreated   = []byte("created")  // int64 LE, unix nanoseconds
-)
-
 // maxScratch bounds the encode buffer a Store keeps between writes; a larger
 // batch allocates a buffer for the call and lets the GC take it back, so the
 // swap tier does not pin memory while the worker is short of it.
@@ -278,24 +269,19 @@ func (s *Store) scan() error {
 	var bad []Key
 	err := s.view(func(tx *bolt.Tx) error {
 		s.fileBytes.Store(tx.Size())
-		c := tx.Bucket(blocksBucket).Cursor()
 		var tokens []int32
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != len(Key{}) {
-				return &setAsideError{"corrupt", fmt.Errorf("blocks bucket holds a %d-byte key", len(k))}
-			}
-			key := Key(k)
+		return walkEntries(tx, func(k *Key, v []byte, stray bool) bool {
 			n++
 			bytes += int64(len(v))
-			m, _, err := decodeHeader(&key, v, tokens)
-			if err != nil {
-				bad = append(bad, key)
-				s.log.Warn("swap: dropping corrupt entry", "path", s.cfg.Path, "key", key.String(), "err", err)
-				continue
+			m, _, err := decodeHeader(k, v, tokens)
+			if stray || err != nil {
+				bad = append(bad, *k)
+				s.log.Warn("swap: dropping corrupt entry", "path", s.cfg.Path, "key", k.String(), "err", entryErr(stray, err).Error())
+				return true
 			}
 			tokens = m.Tokens
-		}
-		return nil
+			return true
+		})
 	})
 	if err != nil {
 		return err
