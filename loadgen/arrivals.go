@@ -22,3 +22,17 @@ func poissonArrivals(n int, rate float64, seed int64) []time.Duration {
 	}
 	return out
 }
+
+// maxTokens returns the max_tokens of n requests: hi for all when lo is 0, else uniform
+// draws from lo..hi, the same for the same seed.
+func maxTokens(n, lo, hi int, seed int64) []int {
+	out := make([]int, n)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6d6178746f6b)) // "maxtok"
+	for i := range out {
+		out[i] = hi
+		if lo > 0 {
+			out[i] = lo + rng.IntN(hi-lo+1)
+		}
+	}
+	return out
+}

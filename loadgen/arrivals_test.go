@@ -40,3 +40,23 @@ func TestPoissonArrivals(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxTokens(t *testing.T) {
+	if got := maxTokens(5, 0, 64, 1); !slices.Equal(got, []int{64, 64, 64, 64, 64}) {
+		t.Fatalf("fixed budget: %v", got)
+	}
+	a := maxTokens(2000, 8, 128, 1)
+	if !slices.Equal(a, maxTokens(2000, 8, 128, 1)) || slices.Equal(a, maxTokens(2000, 8, 128, 2)) {
+		t.Fatal("budgets not deterministic per seed")
+	}
+	seen := map[int]bool{}
+	for _, x := range a {
+		if x < 8 || x > 128 {
+			t.Fatalf("budget %d outside 8..128", x)
+		}
+		seen[x] = true
+	}
+	if !seen[8] || !seen[128] || len(seen) < 100 {
+		t.Fatalf("budgets cover %d values", len(seen))
+	}
+}

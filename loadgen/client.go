@@ -74,14 +74,14 @@ func (c *client) close() { c.http.CloseIdleConnections() }
 
 func (c *client) since() time.Duration { return time.Since(c.start) }
 
-// do sends request rec.Index with prompt p until it succeeds, fails, or exhausts its 429
+// do sends request rec.Index with prompt p and rec.MaxTokens until it succeeds, fails, or exhausts its 429
 // retries, filling rec. ctx cancels it; cfg.Timeout bounds it.
 func (c *client) do(ctx context.Context, p Prompt, rec *Record) {
 	rec.Group, rec.PromptWords = p.Group, p.Words
 	req := completionRequest{
 		Model:       c.cfg.Model,
 		Prompt:      p.Text,
-		MaxTokens:   c.cfg.MaxTokens,
+		MaxTokens:   rec.MaxTokens,
 		Temperature: c.cfg.Temperature,
 		Seed:        c.cfg.Seed + int64(rec.Index),
 		Stream:      c.cfg.Stream,

@@ -39,6 +39,10 @@ type Config struct {
 	Prompts PromptSet
 	// MaxTokens is the "max_tokens" of each request. Default 64.
 	MaxTokens int
+	// MinTokens, when > 0, draws each request's max_tokens uniformly from
+	// MinTokens..MaxTokens (seeded by Seed), for a mix of short and long requests.
+	// Default 0: every request asks for MaxTokens.
+	MinTokens int
 	// Temperature is the "temperature" of each request; 0 (default) is greedy decoding.
 	Temperature float64
 	// IgnoreEOS sends "ignore_eos": true so every request generates MaxTokens tokens
@@ -127,6 +131,8 @@ func (c *Config) validate() error {
 		return bad("Duration %v < 0", c.Duration)
 	case c.MaxTokens < 0:
 		return bad("MaxTokens %d < 0", c.MaxTokens)
+	case c.MinTokens < 0 || c.MinTokens > c.MaxTokens:
+		return bad("MinTokens %d: want 0 ≤ MinTokens ≤ MaxTokens (%d)", c.MinTokens, c.MaxTokens)
 	case c.Temperature < 0 || math.IsNaN(c.Temperature):
 		return bad("Temperature %v < 0", c.Temperature)
 	case c.Timeout < 0:

@@ -28,6 +28,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative warmup", func(c *Config) { c.Warmup = -1 }, true},
 		{"negative duration", func(c *Config) { c.Duration = -time.Second }, true},
 		{"negative max tokens", func(c *Config) { c.MaxTokens = -1 }, true},
+		{"token range", func(c *Config) { c.MinTokens, c.MaxTokens = 4, 8 }, false},
+		{"min tokens > max", func(c *Config) { c.MinTokens, c.MaxTokens = 9, 8 }, true},
 		{"negative temperature", func(c *Config) { c.Temperature = -0.5 }, true},
 		{"negative timeout", func(c *Config) { c.Timeout = -1 }, true},
 		{"unknown prompt kind", func(c *Config) { c.Prompts.Kind = "poems" }, true},

@@ -12,6 +12,8 @@ type Record struct {
 	Group int `json:"group"`
 	// PromptWords is the prompt's length in words.
 	PromptWords int `json:"prompt_words"`
+	// MaxTokens is the request's max_tokens.
+	MaxTokens int `json:"max_tokens"`
 	// Scheduled is when the request was due: its Poisson arrival, or its start in a
 	// closed loop.
 	Scheduled time.Duration `json:"scheduled_ns"`

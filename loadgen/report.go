@@ -29,6 +29,7 @@ type RunInfo struct {
 	Warmup      int       `json:"warmup,omitempty"`
 	Prompts     PromptSet `json:"prompts"`
 	MaxTokens   int       `json:"max_tokens"`
+	MinTokens   int       `json:"min_tokens,omitempty"`
 	Temperature float64   `json:"temperature"`
 	Stream      bool      `json:"stream"`
 	Seed        int64     `json:"seed"`
@@ -71,7 +72,8 @@ func newReport(cfg Config, recs []Record, notSent int) *Report {
 	return &Report{
 		Run: RunInfo{
 			URL: cfg.URL, Model: cfg.Model, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
-			Requests: cfg.Requests, Warmup: cfg.Warmup, Prompts: cfg.Prompts, MaxTokens: cfg.MaxTokens,
+			Requests: cfg.Requests, Warmup: cfg.Warmup, Prompts: cfg.Prompts,
+			MaxTokens: cfg.MaxTokens, MinTokens: cfg.MinTokens,
 			Temperature: cfg.Temperature, Stream: cfg.Stream, Seed: cfg.Seed,
 		},
 		Summary: summarize(recs, notSent),
@@ -161,7 +163,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "target     %s (model %q)\n", in.URL, in.Model)
-	fmt.Fprintf(&b, "load       %d requests, %s; %s; max %d tokens, %s\n", in.Requests, mode, prompts, in.MaxTokens, stream)
+	budget := fmt.Sprintf("max %d tokens", in.MaxTokens)
+	if in.MinTokens > 0 {
+		budget = fmt.Sprintf("max %d-%d tokens", in.MinTokens, in.MaxTokens)
+	}
+	fmt.Fprintf(&b, "load       %d requests, %s; %s; %s, %s\n", in.Requests, mode, prompts, budget, stream)
 	fmt.Fprintf(&b, "requests   %d sent, %d ok, %d failed, %d not sent, %d rejections (429)",
 		s.Sent, s.Succeeded, s.Failed, s.NotSent, s.Rejections)
 	if in.Warmup > 0 {

@@ -28,17 +28,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
+	budgets := maxTokens(len(prompts), cfg.MinTokens, cfg.MaxTokens, cfg.Seed)
 	c := newClient(cfg, time.Now())
 	defer c.close()
 	warmFailed := 0
 	for i := cfg.Requests; i < len(prompts) && ctx.Err() == nil; i++ {
-		rec := Record{Index: i}
+		rec := Record{Index: i, MaxTokens: budgets[i]}
 		c.do(ctx, prompts[i], &rec)
 		if !rec.OK() {
 			warmFailed++
 		}
 	}
 	recs := make([]Record, cfg.Requests)
+	for i := range recs {
+		recs[i].MaxTokens = budgets[i]
+	}
 	sent := make([]bool, cfg.Requests) // sent[i]: request i was sent; written once by its sender
 	start := time.Now()
 	stop := start.Add(cfg.Duration)

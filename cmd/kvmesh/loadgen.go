@@ -40,6 +40,7 @@ func parseLoadgen(args []string, stderr io.Writer) (loadgen.Config, loadgenOptio
 	fs.IntVar(&cfg.Prompts.Groups, "groups", 0, "shared-prefix: number of prefixes (default 4)")
 	fs.IntVar(&cfg.Prompts.PrefixWords, "prefix-words", 0, "shared-prefix: prefix length in words (default 96)")
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", cfg.MaxTokens, "max_tokens of each request")
+	fs.IntVar(&cfg.MinTokens, "min-tokens", 0, "if > 0, draw each request's max_tokens from min-tokens..max-tokens")
 	fs.Float64Var(&cfg.Temperature, "temperature", 0, "sampling temperature (0: greedy)")
 	fs.BoolVar(&cfg.IgnoreEOS, "ignore-eos", false, "ask the server to generate max_tokens tokens regardless of end of text")
 	noStream := fs.Bool("no-stream", false, "ask for whole responses instead of event streams (measures E2E only)")

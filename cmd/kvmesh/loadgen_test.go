@@ -32,13 +32,13 @@ func TestLoadgenFlags(t *testing.T) {
 		{args: []string{"--url", "http://x:1", "--rate", "2.5", "--concurrency", "8", "--requests", "7",
 			"--prompts", "shared-prefix", "--groups", "3", "--prefix-words", "50", "--min-words", "2", "--max-words", "5",
 			"--max-tokens", "9", "--temperature", "0.8", "--seed", "11", "--no-stream", "--retry-429",
-			"--json", "--records", "--plots", "d", "--duration", "3s", "--timeout", "4s", "--warmup", "2"},
+			"--json", "--records", "--plots", "d", "--duration", "3s", "--timeout", "4s", "--warmup", "2", "--min-tokens", "3"},
 			check: func(c loadgen.Config, o loadgenOptions) bool {
 				p := c.Prompts
 				return c.Rate == 2.5 && c.Concurrency == 8 && c.Requests == 7 && p.Kind == loadgen.PromptsSharedPrefix &&
 					p.Groups == 3 && p.PrefixWords == 50 && p.MinWords == 2 && p.MaxWords == 5 && c.MaxTokens == 9 &&
 					c.Temperature == 0.8 && c.Seed == 11 && !c.Stream && c.RetryRejected && o.json && o.records &&
-					o.plots == "d" && c.Duration == 3*time.Second && c.Timeout == 4*time.Second && c.Warmup == 2
+					o.plots == "d" && c.Duration == 3*time.Second && c.Timeout == 4*time.Second && c.Warmup == 2 && c.MinTokens == 3
 			}},
 	}
 	for _, tt := range tests {
@@ -112,7 +112,7 @@ func TestLoadgenAgainstServe(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"closed loop, random prompts", []string{"--concurrency", "4"}},
+		{"closed loop, random prompts", []string{"--concurrency", "4", "--min-tokens", "1"}},
 		{"Poisson, shared prefixes", []string{"--rate", "50", "--prompts", "shared-prefix", "--groups", "2",
 			"--prefix-words", "60", "--temperature", "0.9", "--warmup", "2"}},
 		{"not streaming", []string{"--concurrency", "2", "--no-stream"}},
@@ -155,7 +155,7 @@ func checkLoadReport(t *testing.T, rep *loadgen.Report, stream bool) {
 	}
 	var out, prompt, itl, withTokens int
 	for i, r := range rep.Records {
-		if !r.OK() || r.Index != i || r.Status != 200 || r.PromptTokens == 0 || r.OutputTokens > 24 {
+		if !r.OK() || r.Index != i || r.Status != 200 || r.PromptTokens == 0 || r.OutputTokens > r.MaxTokens || r.MaxTokens < 1 || r.MaxTokens > 24 {
 			t.Fatalf("record %d: %+v", i, r)
 		}
 		if r.End < r.Start || r.FinishReason == "" {
