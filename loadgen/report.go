@@ -59,13 +59,15 @@ type Summary struct {
 	TotalTokenRate  float64 `json:"total_token_throughput_tok_s"`
 	PromptTokens    int     `json:"prompt_tokens"`
 	OutputTokens    int     `json:"output_tokens"`
-	// TTFT, TPOT, ITL and E2E are the latency distributions (see Record); Queue is the
-	// wait of open-loop arrivals for a free slot under Config.Concurrency.
-	TTFT  Dist `json:"ttft"`
-	TPOT  Dist `json:"tpot"`
-	ITL   Dist `json:"itl"`
-	E2E   Dist `json:"e2e"`
-	Queue Dist `json:"queue"`
+	// TTFT, TPOT, ITL and E2E are the latency distributions (see Record). SendDelay is
+	// Start − Scheduled of every request sent: an open-loop arrival's wait for a free slot
+	// under Config.Concurrency plus the client's own lateness in sending it; a large
+	// SendDelay without a cap means the load generator itself is short of CPU.
+	TTFT      Dist `json:"ttft"`
+	TPOT      Dist `json:"tpot"`
+	ITL       Dist `json:"itl"`
+	E2E       Dist `json:"e2e"`
+	SendDelay Dist `json:"send_delay"`
 }
 
 func newReport(cfg Config, recs []Record, notSent int) *Report {
@@ -84,7 +86,7 @@ func newReport(cfg Config, recs []Record, notSent int) *Report {
 // summarize computes the Summary of recs.
 func summarize(recs []Record, notSent int) Summary {
 	s := Summary{Sent: len(recs), NotSent: notSent}
-	var ttft, tpot, itl, e2e, queue []time.Duration
+	var ttft, tpot, itl, e2e, delay []time.Duration
 	var first, last time.Duration
 	for i := range recs {
 		r := &recs[i]
@@ -93,7 +95,7 @@ func summarize(recs []Record, notSent int) Summary {
 		}
 		last = max(last, r.End)
 		s.Rejections += r.Rejections
-		queue = append(queue, r.Start-r.Scheduled)
+		delay = append(delay, r.Start-r.Scheduled)
 		if !r.OK() {
 			s.Failed++
 			if s.Errors == nil {
@@ -123,7 +125,7 @@ func summarize(recs []Record, notSent int) Summary {
 		s.OutputTokenRate = float64(s.OutputTokens) / s.Duration
 		s.TotalTokenRate = float64(s.PromptTokens+s.OutputTokens) / s.Duration
 	}
-	s.TTFT, s.TPOT, s.ITL, s.E2E, s.Queue = distOf(ttft), distOf(tpot), distOf(itl), distOf(e2e), distOf(queue)
+	s.TTFT, s.TPOT, s.ITL, s.E2E, s.SendDelay = distOf(ttft), distOf(tpot), distOf(itl), distOf(e2e), distOf(delay)
 	return s
 }
 
@@ -195,7 +197,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, row := range []struct {
 		name string
 		d    Dist
-	}{{"TTFT", s.TTFT}, {"TPOT", s.TPOT}, {"ITL", s.ITL}, {"E2E", s.E2E}, {"queue", s.Queue}} {
+	}{{"TTFT", s.TTFT}, {"TPOT", s.TPOT}, {"ITL", s.ITL}, {"E2E", s.E2E}, {"send delay", s.SendDelay}} {
 		d := row.d
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", row.name, d.N, d.Mean, d.P50, d.P90, d.P99, d.Max)
 	}
