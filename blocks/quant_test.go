@@ -56,25 +56,6 @@ func TestQuantizationBounds(t *testing.T) {
 	}
 }
 
-// TestInt4Packing: both nibbles of a byte hold independent signed values.
-func TestInt4Packing(t *testing.T) {
-	for lo := int8(-7); lo <= 7; lo++ {
-		for hi := int8(-7); hi <= 7; hi++ {
-			src := []float32{float32(lo), float32(hi), 7, 0}
-			var dst [2]byte
-			scale := putI4(dst[:], src)
-			out := make([]float32, 4)
-			axpyI4(out, scale, dst[:])
-			if out[0] != float32(lo) || out[1] != float32(hi) || out[2] != 7 || out[3] != 0 {
-				t.Fatalf("%d,%d: %v", lo, hi, out)
-			}
-			if q := dotI4([]float32{1, 10, 0, 0}, dst[:]) * scale; q != float32(lo)+10*float32(hi) {
-				t.Fatalf("%d,%d: dot %v", lo, hi, q)
-			}
-		}
-	}
-}
-
 // benchShape is the benchmark's head: 512 positions of head size 64 in 32 blocks of 16.
 var benchShape = Shape{Layers: 1, KVHeads: 1, HeadSize: 64, BlockSize: 16}
 
@@ -175,10 +156,13 @@ func BenchmarkAttend(b *testing.B) {
 			att := make([]float32, benchPositions)
 			out := make([]float32, benchShape.HeadSize)
 			b.ReportAllocs()
+			cpu := processCPU()
 			for b.Loop() {
 				attend(c, tb, q, att, out)
 			}
+			cpu = processCPU() - cpu
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchPositions, "ns/position")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/benchPositions, "cpu-ns/position")
 		})
 	}
 }

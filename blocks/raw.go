@@ -10,8 +10,9 @@ import (
 // comes back bit-identical into any free block of a cache of the same Config.
 //
 // The byte layout of one block is its storage region as little-endian values: the K/V
-// elements ((2, layers, kvHeads, blockSize, headSize) fp32, fp16 bits, int8, or packed int4
-// nibbles), then for Int8 and Int4 the fp32 scales (2, layers, kvHeads, blockSize).
+// tiles (K tiles (headSize, blockSize) of every layer and head, then V tiles (blockSize,
+// headSize); fp32, fp16 bits, int8, or packed int4 nibbles; see storage), then for Int8
+// and Int4 the fp32 scales (2, layers, kvHeads, blockSize).
 
 // PayloadSize is the number of bytes ExportBlock writes for one block.
 func (c *Cache) PayloadSize() int { return c.cfg.BlockBytes(c.cfg.DType) }

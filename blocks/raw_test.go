@@ -1,8 +1,11 @@
 package blocks
 
 import (
+	"encoding/binary"
 	"errors"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -117,4 +120,34 @@ func equalBits(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// TestExportLayout pins the payload format the disk tier stores: FP32 little-endian, K
+// tiles transposed (headSize, blockSize) per (layer, head), then V tiles (blockSize,
+// headSize).
+func TestExportLayout(t *testing.T) {
+	cfg := Config{Shape: Shape{Layers: 1, KVHeads: 2, HeadSize: 4, BlockSize: 2}, NumBlocks: 1}
+	c := newTestCache(t, cfg)
+	tb := &Table{}
+	c.Append(tb, 2)
+	c.Write(0, 1, 0, []float32{1, 2, 3, 4, 5, 6, 7, 8}, []float32{-1, -2, -3, -4, -5, -6, -7, -8})
+	got := bytesToFloats(c.ExportBlock(nil, 0))
+	want := []float32{
+		0, 1, 0, 2, 0, 3, 0, 4, // K head 0: (i, slot)
+		0, 5, 0, 6, 0, 7, 0, 8, // K head 1
+		0, 0, 0, 0, -1, -2, -3, -4, // V head 0: (slot, i)
+		0, 0, 0, 0, -5, -6, -7, -8, // V head 1
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("payload %v\nwant    %v", got, want)
+	}
+	c.Release(tb)
+}
+
+func bytesToFloats(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
 }

@@ -2,28 +2,36 @@ package blocks
 
 import "fmt"
 
-// storage is the K/V memory of all blocks, in one DType, allocated once. Per block it holds
-// K then V, each (layers, kvHeads, blockSize, headSize), so the blockSize rows of one
-// (layer, head) are contiguous for Scores and AccumV. A row is one token's head.
+// storage is the K/V memory of all blocks, in one DType, allocated once.
+//
+// Memory is a sequence of tiles, one per (block, K or V, layer, head), each holding the
+// blockSize tokens of that head: per block, the K tiles of every (layer, head), then the V
+// tiles. A V tile is (blockSize, headSize), a token's values contiguous, because AccumV
+// adds whole value vectors. A K tile is transposed, (headSize, blockSize): Scores runs
+// over i in the outer loop and over the block's positions in the inner one, which keeps
+// every position's dot product in index order (as run.c sums it) while the positions
+// proceed side by side, in SIMD lanes where the CPU has them. A row is one token's head;
+// each row of an Int8/Int4 block has its own scale.
 //
 // storage knows nothing of tables or reference counts; Cache guards it. Its methods only
-// read the memory they are asked about, except Write and Copy, so concurrent calls are safe
-// as long as no call writes a row another call reads or writes (see the package doc).
+// read the memory they are asked about, except put, copyBlock and import, so concurrent
+// calls are safe as long as no call writes memory another call reads or writes.
 type storage struct {
 	shape Shape
 	dtype DType
+	tile  int               // elements per tile: blockSize·headSize
 	half  *[1 << 16]float32 // FP16 decoding table (shared, read-only)
 
-	f32   []float32 // FP32: (blocks, 2, layers, kvHeads, blockSize, headSize); K at index 0 of the 2, V at 1
-	f16   []uint16  // FP16: same shape as f32, IEEE half bits
-	i8    []int8    // Int8: same shape as f32
-	i4    []byte    // Int4: (blocks, 2, layers, kvHeads, blockSize, headSize/2), element 2i in the low nibble
+	f32   []float32 // FP32: (blocks, 2, layers, kvHeads, tile); K tiles (headSize, blockSize), V tiles (blockSize, headSize)
+	f16   []uint16  // FP16: as f32, IEEE half bits
+	i8    []int8    // Int8: as f32
+	i4    []byte    // Int4: (blocks, 2, layers, kvHeads, tile/2): K tiles (headSize/2, blockSize), V tiles (blockSize, headSize/2); elements 2m and 2m+1 of a row share a byte, 2m in the low nibble
 	scale []float32 // Int8, Int4: (blocks, 2, layers, kvHeads, blockSize), one per row
 }
 
 // newStorage allocates numBlocks blocks of shape s in type d; s and d are valid.
 func newStorage(s Shape, d DType, numBlocks int) *storage {
-	st := &storage{shape: s, dtype: d}
+	st := &storage{shape: s, dtype: d, tile: s.BlockSize * s.HeadSize}
 	n := numBlocks * s.elems()
 	switch d {
 	case FP32:
@@ -42,14 +50,32 @@ func newStorage(s Shape, d DType, numBlocks int) *storage {
 	return st
 }
 
-// row is the index of the row (block, kv, layer, head, slot), kv 0 for K and 1 for V. It
-// panics on a layer, head or slot out of range; a block out of range panics on the slice.
-func (st *storage) row(block, kv, layer, head, slot int) int {
+// tileOf is the index of the tile (block, kv, layer, head), kv 0 for K and 1 for V. It
+// panics on a layer or head out of range; a block out of range panics on the slices.
+func (st *storage) tileOf(block, kv, layer, head int) int {
 	s := &st.shape
-	if uint(layer) >= uint(s.Layers) || uint(head) >= uint(s.KVHeads) || uint(slot) >= uint(s.BlockSize) {
-		panic(fmt.Sprintf("blocks: layer %d, head %d, slot %d outside shape %+v", layer, head, slot, *s))
+	if uint(layer) >= uint(s.Layers) || uint(head) >= uint(s.KVHeads) {
+		panic(fmt.Sprintf("blocks: layer %d, head %d outside shape %+v", layer, head, *s))
 	}
-	return (((block*2+kv)*s.Layers+layer)*s.KVHeads+head)*s.BlockSize + slot
+	return ((block*2+kv)*s.Layers+layer)*s.KVHeads + head
+}
+
+// rowAt locates row (tile, slot): element i is at off + i·stride (for Int4, element pair
+// m is at byte off + m·stride); r indexes its scale.
+func (st *storage) rowAt(tile, kv, slot int) (off, stride, r int) {
+	bs, hs := st.shape.BlockSize, st.shape.HeadSize
+	if uint(slot) >= uint(bs) {
+		panic(fmt.Sprintf("blocks: slot %d outside a block of %d", slot, bs))
+	}
+	r = tile*bs + slot
+	base, width := tile*st.tile, hs // in elements
+	if st.dtype == Int4 {
+		base, width = tile*st.tile/2, hs/2 // in bytes, one element pair each
+	}
+	if kv == 0 {
+		return base + slot, bs, r
+	}
+	return base + slot*width, 1, r
 }
 
 // span checks that n slots of a block exist.
@@ -59,24 +85,38 @@ func (st *storage) span(n int) {
 	}
 }
 
-// put stores one token's heads, x (kvHeads·headSize), at the rows of (block, kv, layer, slot).
+// put stores one token's heads, x (kvHeads·headSize), in the rows (block, kv, layer, slot).
 func (st *storage) put(block, kv, slot, layer int, x []float32) {
 	hs := st.shape.HeadSize
 	if len(x) != st.shape.KVHeads*hs {
 		panic(fmt.Sprintf("blocks: write of %d values, want kvHeads·headSize = %d", len(x), st.shape.KVHeads*hs))
 	}
 	for h := range st.shape.KVHeads {
-		r := st.row(block, kv, layer, h, slot)
+		off, stride, r := st.rowAt(st.tileOf(block, kv, layer, h), kv, slot)
 		src := x[h*hs : (h+1)*hs]
 		switch st.dtype {
 		case FP32:
-			copy(st.f32[r*hs:(r+1)*hs], src)
+			for i, v := range src {
+				st.f32[off+i*stride] = v
+			}
 		case FP16:
-			putF16(st.f16[r*hs:(r+1)*hs], src)
+			for i, v := range src {
+				st.f16[off+i*stride] = float32ToHalf(v)
+			}
 		case Int8:
-			st.scale[r] = putI8(st.i8[r*hs:(r+1)*hs], src)
+			scale := scaleFor(src, 127)
+			z := newQuantizer(scale, 127)
+			for i, v := range src {
+				st.i8[off+i*stride] = z.q(v)
+			}
+			st.scale[r] = scale
 		case Int4:
-			st.scale[r] = putI4(st.i4[r*hs/2:(r+1)*hs/2], src)
+			scale := scaleFor(src, 7)
+			z := newQuantizer(scale, 7)
+			for m := range hs / 2 {
+				st.i4[off+m*stride] = byte(z.q(src[2*m]))&0x0f | byte(z.q(src[2*m+1]))<<4
+			}
+			st.scale[r] = scale
 		}
 	}
 }
@@ -85,62 +125,67 @@ func (st *storage) put(block, kv, slot, layer int, x []float32) {
 func (st *storage) get(dst []float32, block, kv, slot, layer, head int) {
 	hs := st.shape.HeadSize
 	dst = dst[:hs]
-	r := st.row(block, kv, layer, head, slot)
+	off, stride, r := st.rowAt(st.tileOf(block, kv, layer, head), kv, slot)
 	switch st.dtype {
 	case FP32:
-		copy(dst, st.f32[r*hs:(r+1)*hs])
+		for i := range dst {
+			dst[i] = st.f32[off+i*stride]
+		}
 	case FP16:
-		for i, h := range st.f16[r*hs : (r+1)*hs] {
-			dst[i] = st.half[h]
+		for i := range dst {
+			dst[i] = st.half[st.f16[off+i*stride]]
 		}
 	case Int8:
-		clear(dst)
-		axpyI8(dst, st.scale[r], st.i8[r*hs:(r+1)*hs])
+		for i := range dst {
+			dst[i] = float32(st.i8[off+i*stride]) * st.scale[r]
+		}
 	case Int4:
-		clear(dst)
-		axpyI4(dst, st.scale[r], st.i4[r*hs/2:(r+1)*hs/2])
+		for m := range hs / 2 {
+			b := st.i4[off+m*stride]
+			dst[2*m], dst[2*m+1] = lo4(b)*st.scale[r], hi4(b)*st.scale[r]
+		}
 	}
 }
 
 // scores sets out[j] = q · K[block, layer, head, j] for j < n.
 func (st *storage) scores(out, q []float32, block, layer, head, n int) {
 	st.span(n)
-	hs := st.shape.HeadSize
+	hs, bs := st.shape.HeadSize, st.shape.BlockSize
 	if len(q) != hs {
 		panic(fmt.Sprintf("blocks: query of %d values, want headSize %d", len(q), hs))
 	}
 	out = out[:n]
-	r := st.row(block, 0, layer, head, 0)
+	t := st.tileOf(block, 0, layer, head)
 	switch st.dtype {
 	case FP32:
-		scoresF32(out, q, st.f32[r*hs:(r+n)*hs])
+		scoresF32(out, q, st.f32[t*st.tile:(t+1)*st.tile], bs)
 	case FP16:
-		scoresF16(st.half, out, q, st.f16[r*hs:(r+n)*hs])
+		scoresF16(st.half, out, q, st.f16[t*st.tile:(t+1)*st.tile], bs)
 	case Int8:
-		scoresI8(out, q, st.i8[r*hs:(r+n)*hs], st.scale[r:r+n])
+		scoresI8(out, q, st.i8[t*st.tile:(t+1)*st.tile], bs, st.scale[t*bs:(t+1)*bs])
 	case Int4:
-		scoresI4(out, q, st.i4[r*hs/2:(r+n)*hs/2], st.scale[r:r+n])
+		scoresI4(out, q, st.i4[t*st.tile/2:(t+1)*st.tile/2], bs, st.scale[t*bs:(t+1)*bs])
 	}
 }
 
 // accumV does out += Σ_j w[j]·V[block, layer, head, j] for j < n, in order of j.
 func (st *storage) accumV(out, w []float32, block, layer, head, n int) {
 	st.span(n)
-	hs := st.shape.HeadSize
+	hs, bs := st.shape.HeadSize, st.shape.BlockSize
 	if len(out) != hs {
 		panic(fmt.Sprintf("blocks: output of %d values, want headSize %d", len(out), hs))
 	}
 	w = w[:n]
-	r := st.row(block, 1, layer, head, 0)
+	t := st.tileOf(block, 1, layer, head)
 	switch st.dtype {
 	case FP32:
-		accumF32(out, w, st.f32[r*hs:(r+n)*hs])
+		accumF32(out, w, st.f32[t*st.tile:t*st.tile+n*hs])
 	case FP16:
-		accumF16(st.half, out, w, st.f16[r*hs:(r+n)*hs])
+		accumF16(st.half, out, w, st.f16[t*st.tile:t*st.tile+n*hs])
 	case Int8:
-		accumI8(out, w, st.i8[r*hs:(r+n)*hs], st.scale[r:r+n])
+		accumI8(out, w, st.i8[t*st.tile:t*st.tile+n*hs], st.scale[t*bs:t*bs+n])
 	case Int4:
-		accumI4(out, w, st.i4[r*hs/2:(r+n)*hs/2], st.scale[r:r+n])
+		accumI4(out, w, st.i4[t*st.tile/2:(t*st.tile+n*hs)/2], st.scale[t*bs:t*bs+n])
 	}
 }
 
