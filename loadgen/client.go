@@ -209,8 +209,8 @@ func (c *client) readStream(body io.Reader, rec *Record) error {
 		if err != nil {
 			return err
 		}
-		if rerr == io.EOF {
-			break
+		if rerr == io.EOF || (rerr != nil && done) {
+			break // after [DONE] the response is complete; a later read error costs nothing
 		}
 		if rerr != nil {
 			return fmt.Errorf("read stream: %w", rerr)
@@ -266,15 +266,15 @@ func (c *client) readBody(body io.Reader, rec *Record) error {
 }
 
 // listedModel asks the server for its models (GET /v1/models) and returns the first id.
-func listedModel(ctx context.Context, cfg Config) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+func (c *client) listedModel(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	u := strings.TrimSuffix(cfg.URL, "/") + "/v1/models"
+	u := strings.TrimSuffix(c.cfg.URL, "/") + "/v1/models"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", fmt.Errorf("loadgen: list models: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("loadgen: list models: %w", err)
 	}

@@ -192,6 +192,24 @@ func TestRequestErrors(t *testing.T) {
 	}
 }
 
+// TestStalledAfterDone: a server that keeps the stream open after [DONE] costs the
+// request its timeout, but the request succeeded and ended at [DONE].
+func TestStalledAfterDone(t *testing.T) {
+	events := fixtureEvents(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = readAll(r)
+		replay(events, 0)(w, r)
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Timeout = 100 * time.Millisecond
+	rec := runOne(t, cfg)
+	if !rec.OK() || rec.OutputTokens != 4 || rec.E2E() >= cfg.Timeout {
+		t.Fatalf("record %+v", rec)
+	}
+}
+
 func TestRetryAfter429(t *testing.T) {
 	events := fixtureEvents(t)
 	var calls atomic.Int32

@@ -23,14 +23,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Rate > 0 {
 		arrivals = poissonArrivals(cfg.Requests, cfg.Rate, cfg.Seed)
 	}
-	if cfg.Model == "" {
-		if cfg.Model, err = listedModel(ctx, cfg); err != nil {
-			return nil, err
-		}
-	}
-	budgets := maxTokens(len(prompts), cfg.MinTokens, cfg.MaxTokens, cfg.Seed)
 	c := newClient(cfg, time.Now())
 	defer c.close()
+	if c.cfg.Model == "" {
+		if c.cfg.Model, err = c.listedModel(ctx); err != nil {
+			return nil, err
+		}
+		cfg.Model = c.cfg.Model
+	}
+	budgets := maxTokens(len(prompts), cfg.MinTokens, cfg.MaxTokens, cfg.Seed)
 	warmFailed := 0
 	for i := cfg.Requests; i < len(prompts) && ctx.Err() == nil; i++ {
 		rec := Record{Index: i, MaxTokens: budgets[i]}
