@@ -30,19 +30,17 @@ type kernelSet struct {
 var kernels = detectKernels()
 
 func detectKernels() *kernelSet {
-	switch {
-	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL:
-		return &kernelsAVX512
-	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
-		return &kernelsAVX2
+	if ks := availableKernels(); len(ks) > 0 {
+		return ks[0]
 	}
 	return nil
 }
 
-// availableKernels lists the sets this CPU can run, best first.
+// availableKernels lists the sets this CPU (and OS) runs, best first. The AVX-512 kernels
+// use ZMM, and X/Y registers above 15, so they need AVX-512F and VL.
 func availableKernels() []*kernelSet {
 	var ks []*kernelSet
-	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL {
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL {
 		ks = append(ks, &kernelsAVX512)
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
