@@ -10,6 +10,15 @@
 // request when the previous one ends), and returns a Report of per-request Records and
 // their Summary. The Report renders as a text table, as JSON, and as PNG plots.
 //
+// Wire format. Each request is POST /v1/completions with a JSON body of model, prompt,
+// max_tokens, temperature, seed and stream (plus stream_options.include_usage when
+// streaming, and ignore_eos when asked). A streamed answer is server-sent events, each
+// "data: {json}" a completion chunk whose choices[0].text is the next piece of text, one
+// with finish_reason set, optionally one with usage, then "data: [DONE]". A chunk counts
+// as a token when its text is not empty or it has no finish_reason; the usage object, when
+// present, gives the exact counts. A 429 answer is a rejection, retried after its
+// Retry-After header when Config.RetryRejected says so. Only choices[0] is read (n = 1).
+//
 // Invariants and rules:
 //
 //   - Timing is of bytes as they arrive: the client reads the response body itself and
@@ -26,8 +35,8 @@
 //   - The same Config (Seed included) yields the same prompts, the same arrival schedule
 //     and the same per-request sampling seeds (request i sends seed Seed+i).
 //   - Statistics are over successful requests only; failures are counted by kind
-//     (see ErrorKind). TPOT and ITL need at least two streamed tokens in a request; a
-//     non-streaming request contributes E2E only.
+//     (see ErrorKind). TTFT needs a streamed token, TPOT two tokens, ITL two token
+//     chunks; a request that generated nothing, or did not stream, contributes E2E only.
 //   - Percentiles interpolate linearly between order statistics (numpy's default), so
 //     p50 ≤ p90 ≤ p99 ≤ max always holds.
 package loadgen
