@@ -162,7 +162,7 @@ func (c *Config) validate() error {
 }
 
 // memberlistLogger returns a standard logger whose lines ("[WARN] memberlist: ...") go to
-// l at debug level, the bracketed level kept as the attribute "level".
+// l at debug level, the bracketed level kept as the attribute "ml_level".
 func memberlistLogger(l *slog.Logger) *log.Logger {
 	return log.New(slogWriter{l}, "", 0)
 }
@@ -182,7 +182,7 @@ func (w slogWriter) Write(p []byte) (int, error) {
 			}
 		}
 		s = strings.TrimPrefix(s, "memberlist: ")
-		w.l.Debug("memberlist: "+s, "level", level)
+		w.l.Debug("memberlist: "+s, "ml_level", level)
 	}
 	return len(p), nil
 }

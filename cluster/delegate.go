@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/hashicorp/memberlist"
@@ -50,7 +49,7 @@ func (d *delegate) check(n *memberlist.Node) (Meta, error) {
 		return meta, nil
 	}
 	if err := d.m.cfg.Accept(meta); err != nil {
-		return Meta{}, fmt.Errorf("%w: %w", ErrRefused, err)
+		return Meta{}, err
 	}
 	return meta, nil
 }
@@ -82,17 +81,16 @@ func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	return nil
 }
 
-// NotifyMerge cancels a join (either side of it) when the other side's state holds a
-// node this one refuses, so two clusters that must not mix never merge. On the joining
-// side the refusal is kept for Join to report.
+// NotifyMerge refuses to merge the state a join exchanged when it holds a node this
+// one refuses, so two clusters that must not mix do not merge. On the joining side the
+// join fails and the refusal is kept for Join to report; the seed's side merely drops
+// the joiner's state (the joiner was already sent the seed's), and its alive messages
+// are then vetoed one by one by NotifyAlive.
 func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 	for _, n := range peers {
 		if _, err := d.check(n); err != nil {
 			d.refuse(n, err)
-			err = fmt.Errorf("cluster: refusing to merge with a cluster holding node %q at %s: %w", n.Name, n.Address(), err)
-			if !errors.Is(err, ErrRefused) {
-				err = fmt.Errorf("%w: %w", ErrRefused, err)
-			}
+			err = fmt.Errorf("%w: the other side holds node %q at %s: %w", ErrRefused, n.Name, n.Address(), err)
 			d.m.mu.Lock()
 			d.m.refusal = err
 			d.m.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,4 +129,46 @@ func (r *recorder) all() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.events)
+}
+
+// logCapture is a slog.Handler that keeps every record's message and attributes.
+type logCapture struct {
+	mu    *sync.Mutex
+	lines *[]string
+}
+
+func newLogCapture() (*slog.Logger, func() []string) {
+	c := logCapture{mu: &sync.Mutex{}, lines: new([]string)}
+	return slog.New(c), func() []string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Clone(*c.lines)
+	}
+}
+
+func (c logCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (c logCapture) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c logCapture) WithGroup(string) slog.Handler            { return c }
+func (c logCapture) Handle(_ context.Context, r slog.Record) error {
+	line := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+	c.mu.Lock()
+	*c.lines = append(*c.lines, line)
+	c.mu.Unlock()
+	return nil
+}
+
+// countLines returns how many captured lines contain all of subs.
+func countLines(lines []string, subs ...string) int {
+	n := 0
+	for _, l := range lines {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(l, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }

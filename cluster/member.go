@@ -21,8 +21,6 @@ type Member struct {
 	name string // memberlist name of this incarnation: nodeName(meta)
 	ml   *memberlist.Memberlist
 
-	updateMu sync.Mutex // serializes Update, so gossip order matches call order
-
 	metaMu    sync.Mutex // protects meta and metaBytes; taken alone, never with mu
 	meta      Meta
 	metaBytes []byte // encodeMeta(meta); replaced, never modified in place
@@ -42,6 +40,7 @@ type Member struct {
 	stopOnce sync.Once
 	stop     chan struct{} // closed when the member shuts down
 	ready    chan struct{} // closed once ml is set
+	dirty    chan struct{} // cap 1: Update changed meta, publishLoop has to gossip it
 	wg       sync.WaitGroup
 }
 
@@ -72,6 +71,7 @@ func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
 		refused:   map[string]string{},
 		stop:      make(chan struct{}),
 		ready:     make(chan struct{}),
+		dirty:     make(chan struct{}, 1),
 	}
 	d := &delegate{m}
 	mlc := memberlist.DefaultLANConfig()
@@ -97,6 +97,8 @@ func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
 		m.shutdown()
 		return nil, err
 	}
+	m.wg.Add(1)
+	go m.publishLoop()
 	if len(cfg.Seeds) > 0 && cfg.RejoinInterval > 0 {
 		m.wg.Add(1)
 		go m.rejoinLoop()
@@ -122,33 +124,59 @@ func (m *Member) Self() Meta {
 
 // Update gossips changed metadata for this node. meta.ID must be unchanged and
 // meta.Incarnation unchanged or 0 (ErrBadMeta); a meta that encodes above MaxMetaSize
-// is refused with ErrMetaTooLarge and the old one stays. Update waits at most
-// StreamTimeout for the broadcast to go out; the change is in Self and Members at once.
+// is refused with ErrMetaTooLarge and the old one stays. Update does not wait for the
+// network: Self has the change at once, a background goroutine gossips it (in this
+// node's Members within milliseconds, in the others' within a few GossipIntervals), and
+// Updates faster than it goes out coalesce into the latest.
 func (m *Member) Update(meta Meta) error {
-	m.updateMu.Lock()
-	defer m.updateMu.Unlock()
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	cur := m.Self()
+	if err := m.setMeta(meta); err != nil {
+		return fmt.Errorf("cluster: update: %w", err)
+	}
+	select {
+	case m.dirty <- struct{}{}:
+	default: // a gossip of the latest meta is already due
+	}
+	return nil
+}
+
+// setMeta validates and stores a new Meta for this node.
+func (m *Member) setMeta(meta Meta) error {
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	cur := m.meta
 	if meta.Incarnation == 0 {
 		meta.Incarnation = cur.Incarnation
 	}
 	if meta.ID != cur.ID || meta.Incarnation != cur.Incarnation {
-		return fmt.Errorf("cluster: update: %w: ID and Incarnation are fixed for a member's life (have %q/%d, got %q/%d)",
+		return fmt.Errorf("%w: ID and Incarnation are fixed for a member's life (have %q/%d, got %q/%d)",
 			ErrBadMeta, cur.ID, cur.Incarnation, meta.ID, meta.Incarnation)
 	}
 	b, err := encodeMeta(meta)
 	if err != nil {
-		return fmt.Errorf("cluster: update: %w", err)
+		return err
 	}
-	m.metaMu.Lock()
 	m.meta, m.metaBytes = meta, b
-	m.metaMu.Unlock()
-	if err := m.ml.UpdateNode(m.cfg.StreamTimeout); err != nil {
-		return fmt.Errorf("cluster: update: %w", err)
-	}
 	return nil
+}
+
+// publishLoop gossips this node's Meta after each Update, one at a time.
+func (m *Member) publishLoop() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.dirty:
+		}
+		// UpdateNode returns once the broadcast went out or after the timeout, which
+		// only paces this loop: the broadcast stays queued either way.
+		if err := m.ml.UpdateNode(2 * m.cfg.GossipInterval); err != nil {
+			m.log.Debug("cluster: update broadcast still queued", "err", err)
+		}
+	}
 }
 
 // Members returns the current incarnation of every alive node, this one included,

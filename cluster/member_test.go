@@ -254,3 +254,42 @@ func TestMetaAtLimit(t *testing.T) {
 		return fmt.Errorf("b sees %v", ids(b.Members()))
 	})
 }
+
+// TestSlowSubscriber: a subscriber that does not read never holds up gossip, and when
+// it reads it gets every node once with its latest Meta.
+func TestSlowSubscriber(t *testing.T) {
+	a := startNode(t, workerMeta("a"), nil, nil)
+	b := startNode(t, workerMeta("b"), []string{a.Addr()}, nil)
+	waitFor(t, 5*time.Second, "pair", func() error { return seesExactly(a, "a", "b") })
+	ch, cancel := a.Subscribe()
+	defer cancel()
+	meta := b.Self()
+	start := time.Now()
+	for i := range 200 {
+		meta.QueueDepth = i
+		if err := b.Update(meta); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("200 updates in %v while a's subscriber did not read", time.Since(start).Round(time.Millisecond))
+	waitFor(t, 5*time.Second, "last update seen", func() error {
+		for _, m := range a.Members() {
+			if m.ID == "b" && m != meta {
+				return fmt.Errorf("a sees b with queue depth %d", m.QueueDepth)
+			}
+		}
+		return nil
+	})
+	var got []Event
+	for len(got) == 0 || got[len(got)-1].Meta != meta {
+		select {
+		case ev := <-ch:
+			got = append(got, ev)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("events %v never reached b's last meta", got)
+		}
+	}
+	if len(got) > 3 {
+		t.Errorf("%d events for 2 joins and 200 updates, want them coalesced: %v", len(got), got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -110,9 +111,9 @@ func (m *Member) joinSeeds(ctx context.Context) error {
 			refusal := m.refusal
 			m.mu.Unlock()
 			if refusal != nil {
-				return fmt.Errorf("cluster: join: %w", refusal)
+				return refusal
 			}
-			jerr = err
+			jerr = flatten(err)
 		} else if self && rerr == nil {
 			m.log.Info("cluster: every seed is this node, starting a new cluster")
 			return nil
@@ -126,7 +127,7 @@ func (m *Member) joinSeeds(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("cluster: join %v: %w after %d attempts (%w); last error: %w", m.cfg.Seeds, ErrNoSeed, attempt, ctx.Err(), last)
+			return fmt.Errorf("%w: seeds %v, %d attempts (%w); last error: %w", ErrNoSeed, m.cfg.Seeds, attempt, ctx.Err(), last)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, maxJoinBackoff)
@@ -166,4 +167,28 @@ func (m *Member) rejoinLoop() {
 		n, err := m.ml.Join(addrs)
 		m.log.Debug("cluster: rejoin", "addrs", addrs, "answered", n, "err", err)
 	}
+}
+
+// flatErr keeps an error for errors.Is and As but states it on one line: memberlist's
+// Join returns a multi-line list ("1 error occurred:\n\t* ...").
+type flatErr struct{ err error }
+
+func flatten(err error) error {
+	if err == nil {
+		return nil
+	}
+	return flatErr{err}
+}
+
+func (e flatErr) Unwrap() error { return e.err }
+
+func (e flatErr) Error() string {
+	var parts []string
+	for _, line := range strings.Split(e.err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "* "))
+		if line != "" && !strings.HasSuffix(line, "errors occurred:") && !strings.HasSuffix(line, "error occurred:") {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

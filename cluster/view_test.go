@@ -1,0 +1,164 @@
+package cluster
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func TestView(t *testing.T) {
+	a1 := Meta{ID: "a", Incarnation: 1, Role: RoleWorker, State: StateReady}
+	a1u := a1
+	a1u.QueueDepth = 3
+	a2 := Meta{ID: "a", Incarnation: 2, Role: RoleWorker, State: StateLoading}
+	b1 := Meta{ID: "b", Incarnation: 1, Role: RoleRouter, State: StateReady}
+	type op struct {
+		kind Kind // KindJoin, KindUpdate, KindLeave or KindDead (the memberlist callback)
+		meta Meta
+	}
+	for _, tc := range []struct {
+		name    string
+		ops     []op
+		want    []Event
+		members []Meta
+	}{
+		{"join", []op{{KindJoin, a1}, {KindJoin, b1}}, []Event{{KindJoin, a1}, {KindJoin, b1}}, []Meta{a1, b1}},
+		{"update", []op{{KindJoin, a1}, {KindUpdate, a1u}}, []Event{{KindJoin, a1}, {KindUpdate, a1u}}, []Meta{a1u}},
+		{"leave", []op{{KindJoin, a1}, {KindLeave, a1}}, []Event{{KindJoin, a1}, {KindLeave, a1}}, []Meta{}},
+		{"dead then rejoin", []op{{KindJoin, a1}, {KindDead, a1}, {KindJoin, a1}},
+			[]Event{{KindJoin, a1}, {KindDead, a1}, {KindJoin, a1}}, []Meta{a1}},
+		{"restart before death, old death silent", []op{{KindJoin, a1}, {KindJoin, a2}, {KindDead, a1}},
+			[]Event{{KindJoin, a1}, {KindRestart, a2}}, []Meta{a2}},
+		{"stale incarnation ignored", []op{{KindJoin, a2}, {KindJoin, a1}, {KindUpdate, a1u}, {KindLeave, a1}},
+			[]Event{{KindJoin, a2}}, []Meta{a2}},
+		{"newest dies while an older one lives", []op{{KindJoin, a1}, {KindJoin, a2}, {KindDead, a2}},
+			[]Event{{KindJoin, a1}, {KindRestart, a2}, {KindDead, a2}, {KindJoin, a1}}, []Meta{a1}},
+		{"leave of unknown node", []op{{KindLeave, b1}}, nil, []Meta{}},
+		{"update of unknown node joins", []op{{KindUpdate, b1}}, []Event{{KindJoin, b1}}, []Meta{b1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newView()
+			var got []Event
+			for _, o := range tc.ops {
+				switch o.kind {
+				case KindJoin:
+					if ev, ok := v.join(nodeName(o.meta), o.meta); ok {
+						got = append(got, ev)
+					}
+				case KindUpdate:
+					if ev, ok := v.update(nodeName(o.meta), o.meta); ok {
+						got = append(got, ev)
+					}
+				default:
+					got = append(got, v.remove(nodeName(o.meta), o.kind)...)
+				}
+				checkView(t, v)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("events %v, want %v", got, tc.want)
+			}
+			if m := v.members(); !slices.Equal(m, tc.members) {
+				t.Errorf("members %v, want %v", m, tc.members)
+			}
+		})
+	}
+}
+
+// checkView asserts the view's invariants.
+func checkView(t *testing.T, v *view) {
+	t.Helper()
+	for id, m := range v.byID {
+		if got, ok := v.byName[nodeName(m)]; !ok || got != m {
+			t.Fatalf("byID[%s] = %+v not in byName", id, m)
+		}
+		for _, o := range v.byName {
+			if o.ID == id && o.Incarnation > m.Incarnation {
+				t.Fatalf("byID[%s] has incarnation %d, byName has %d", id, m.Incarnation, o.Incarnation)
+			}
+		}
+	}
+	for _, o := range v.byName {
+		if _, ok := v.byID[o.ID]; !ok {
+			t.Fatalf("%s alive in byName but not in byID", o.ID)
+		}
+	}
+}
+
+func TestCoalesce(t *testing.T) {
+	meta := func(id string, inc uint64, q int) Meta {
+		return Meta{ID: id, Incarnation: inc, QueueDepth: q, Role: RoleWorker, State: StateReady}
+	}
+	for _, tc := range []struct {
+		name string
+		in   []Event
+		want []Event
+	}{
+		{"updates fold into the join",
+			[]Event{{KindJoin, meta("a", 1, 0)}, {KindUpdate, meta("a", 1, 1)}, {KindUpdate, meta("a", 1, 2)}},
+			[]Event{{KindJoin, meta("a", 1, 2)}}},
+		{"other nodes in between",
+			[]Event{{KindUpdate, meta("a", 1, 1)}, {KindJoin, meta("b", 1, 0)}, {KindUpdate, meta("a", 1, 2)}},
+			[]Event{{KindUpdate, meta("a", 1, 2)}, {KindJoin, meta("b", 1, 0)}}},
+		{"not across a death",
+			[]Event{{KindJoin, meta("a", 1, 0)}, {KindDead, meta("a", 1, 0)}, {KindUpdate, meta("a", 1, 5)}},
+			[]Event{{KindJoin, meta("a", 1, 0)}, {KindDead, meta("a", 1, 0)}, {KindUpdate, meta("a", 1, 5)}}},
+		{"not across incarnations",
+			[]Event{{KindRestart, meta("a", 2, 0)}, {KindUpdate, meta("a", 1, 5)}},
+			[]Event{{KindRestart, meta("a", 2, 0)}, {KindUpdate, meta("a", 1, 5)}}},
+		{"into a restart",
+			[]Event{{KindJoin, meta("a", 1, 0)}, {KindRestart, meta("a", 2, 0)}, {KindUpdate, meta("a", 2, 4)}},
+			[]Event{{KindJoin, meta("a", 1, 0)}, {KindRestart, meta("a", 2, 4)}}},
+		{"joins and leaves never fold",
+			[]Event{{KindJoin, meta("a", 1, 0)}, {KindLeave, meta("a", 1, 0)}, {KindJoin, meta("a", 1, 0)}},
+			[]Event{{KindJoin, meta("a", 1, 0)}, {KindLeave, meta("a", 1, 0)}, {KindJoin, meta("a", 1, 0)}}},
+	} {
+		var q []Event
+		for _, ev := range tc.in {
+			q = coalesce(q, ev)
+		}
+		if !slices.Equal(q, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, q, tc.want)
+		}
+	}
+}
+
+// TestSubscriberOrder pushes many events to a reader that starts late: nothing blocks,
+// nothing but Updates is lost, and the last Meta of each node arrives.
+func TestSubscriberOrder(t *testing.T) {
+	s := newSubscriber(nil)
+	defer s.close()
+	var want []Event
+	for i := range 50 {
+		id := fmt.Sprintf("n%d", i%5)
+		m := Meta{ID: id, Incarnation: 1, QueueDepth: i, Role: RoleWorker, State: StateReady}
+		switch {
+		case i < 5:
+			s.push(Event{KindJoin, m})
+			want = append(want, Event{KindJoin, m})
+		default:
+			s.push(Event{KindUpdate, m})
+			want[i%5].Meta = m
+		}
+	}
+	for _, w := range want {
+		if got := <-s.out; got != w {
+			t.Fatalf("got %v, want %v", got, w)
+		}
+	}
+	s.close()
+	if _, ok := <-s.out; ok {
+		t.Fatal("channel open after close")
+	}
+}
+
+func TestLeaveMessage(t *testing.T) {
+	b := encodeLeave("w#1f", "127.0.0.1:7946")
+	if name, addr, ok := decodeLeave(b); !ok || name != "w#1f" || addr != "127.0.0.1:7946" {
+		t.Fatalf("round trip: %q %q %v", name, addr, ok)
+	}
+	for _, bad := range [][]byte{nil, {msgLeave}, {msgLeave, 0}, {msgLeave, 9, 'a'}, {msgLeaveAck, 1, 'a'}, b[:2]} {
+		if _, _, ok := decodeLeave(bad); ok {
+			t.Errorf("decoded %q", bad)
+		}
+	}
+}
