@@ -319,3 +319,46 @@ func TestVerifyModePanicsOnCorruption(t *testing.T) {
 	}()
 	c.Append(tb, 1)
 }
+
+// TestTableOpsAllocateNothingWhenWarm: once a table's slice has grown, appending,
+// truncating and releasing it allocate nothing.
+func TestTableOpsAllocateNothingWhenWarm(t *testing.T) {
+	cfg := testConfig(64, FP32)
+	cfg.Verify = false
+	c := newTestCache(t, cfg)
+	tb := &Table{}
+	cycle := func() {
+		for range 40 {
+			c.Append(tb, 3)
+		}
+		c.Truncate(tb, 50)
+		c.Release(tb)
+	}
+	cycle()
+	if n := testing.AllocsPerRun(20, cycle); n != 0 {
+		t.Errorf("append/truncate/release cycle allocates %v times", n)
+	}
+}
+
+func BenchmarkAppendRelease(b *testing.B) {
+	c, err := New(Config{Shape: Shape{Layers: 1, KVHeads: 1, HeadSize: 8}, NumBlocks: 1024})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tables := make([]*Table, 8)
+	for i := range tables {
+		tables[i] = &Table{}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, tb := range tables {
+			c.Append(tb, 100)
+		}
+		for _, tb := range tables {
+			c.Append(tb, 1)
+		}
+		for _, tb := range tables {
+			c.Release(tb)
+		}
+	}
+}

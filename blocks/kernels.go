@@ -177,16 +177,16 @@ func accumI8WGo(out, ws []float32, v []int8, stride int) {
 	}
 }
 
-// The Int4 kernels (portable only) read signed nibbles: elements 2m and 2m+1 of a row
-// share a byte, 2m in the low nibble. A K tile is (headSize/2, bs) bytes, a V row
-// headSize/2 bytes.
+// The Int4 kernels read signed nibbles, two elements per byte (see pairs): a K tile is
+// (headSize/2, bs) bytes, byte m of a position holding elements 2m (low nibble) and 2m+1;
+// a V row is headSize/2 bytes, byte m holding elements m and m+headSize/2.
 
 // lo4 and hi4 sign-extend the low and the high nibble of b.
 func lo4(b byte) float32 { return float32(int8(b<<4) >> 4) }
 func hi4(b byte) float32 { return float32(int8(b) >> 4) }
 
-func scoresI4(out, q []float32, k []byte, bs int, sc []float32) {
-	sc = sc[:len(out)]
+// sumsI4Go sets out[j] to the unscaled score of position j.
+func sumsI4Go(out, q []float32, k []byte, bs int) {
 	q = q[:len(q)/2*2]
 	j := 0
 	for ; j+4 <= len(out); j += 4 {
@@ -203,7 +203,7 @@ func scoresI4(out, q []float32, k []byte, bs int, sc []float32) {
 			s3 += float32(x * lo4(r[3]))
 			s3 += float32(y * hi4(r[3]))
 		}
-		out[j], out[j+1], out[j+2], out[j+3] = s0*sc[j], s1*sc[j+1], s2*sc[j+2], s3*sc[j+3]
+		out[j], out[j+1], out[j+2], out[j+3] = s0, s1, s2, s3
 	}
 	for ; j < len(out); j++ {
 		var s float32
@@ -212,31 +212,39 @@ func scoresI4(out, q []float32, k []byte, bs int, sc []float32) {
 			s += float32(q[m] * lo4(b))
 			s += float32(q[m+1] * hi4(b))
 		}
-		out[j] = s * sc[j]
+		out[j] = s
 	}
 }
 
-func accumI4(out, w []float32, v []byte, sc []float32) {
-	h2, j := len(out)/2, 0
-	out = out[:2*h2]
-	sc = sc[:len(w)]
-	for ; j+2 <= len(w); j += 2 {
-		w0, w1 := w[j]*sc[j], w[j+1]*sc[j+1]
-		v0, v1 := v[j*h2:][:h2], v[(j+1)*h2:][:h2]
-		for i := range v0 {
-			a, b := out[2*i], out[2*i+1]
-			a += float32(w0 * lo4(v0[i]))
-			b += float32(w0 * hi4(v0[i]))
-			a += float32(w1 * lo4(v1[i]))
-			b += float32(w1 * hi4(v1[i]))
-			out[2*i], out[2*i+1] = a, b
-		}
+func scoresI4(out, q []float32, k []byte, bs int, sc []float32) {
+	sumsI4(out, q, k, bs)
+	for j, s := range sc[:len(out)] {
+		out[j] *= s
 	}
-	for ; j < len(w); j++ {
-		ws, vj := w[j]*sc[j], v[j*h2:][:h2]
-		for i, b := range vj {
-			out[2*i] += float32(ws * lo4(b))
-			out[2*i+1] += float32(ws * hi4(b))
+}
+
+// accumI4 folds the scales into the weights, up to 64 positions at a time, and
+// accumulates with them.
+func accumI4(out, w []float32, v []byte, sc []float32) {
+	h2 := len(out) / 2
+	var ws [64]float32 // weights times scales of positions j0 .. j0+63
+	for j0 := 0; j0 < len(w); j0 += len(ws) {
+		m := min(len(ws), len(w)-j0)
+		for j := range m {
+			ws[j] = w[j0+j] * sc[j0+j]
+		}
+		accumI4W(out, ws[:m], v[j0*h2:], h2)
+	}
+}
+
+// accumI4WGo does lo[m] += Σ_j ws[j]·lo4(v[j·stride+m]) and hi[m] += Σ_j ws[j]·hi4(...).
+func accumI4WGo(lo, hi, ws []float32, v []byte, stride int) {
+	hi = hi[:len(lo)]
+	for j, wj := range ws {
+		vj := v[j*stride:][:len(lo)]
+		for m, b := range vj {
+			lo[m] += float32(wj * lo4(b))
+			hi[m] += float32(wj * hi4(b))
 		}
 	}
 }

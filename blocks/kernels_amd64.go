@@ -21,6 +21,9 @@ func scoresF16AVX2(out, q *float32, k *uint16, hs, bs, chunks int)
 func scoresI8AVX2(out, q *float32, k *int8, hs, bs, chunks int)
 
 //go:noescape
+func scoresI4AVX2(out, q *float32, k *byte, hs2, bs, chunks int)
+
+//go:noescape
 func accumF32AVX2(out, w *float32, v *float32, chunks, n, hs int)
 
 //go:noescape
@@ -28,6 +31,9 @@ func accumF16AVX2(out, w *float32, v *uint16, chunks, n, hs int)
 
 //go:noescape
 func accumI8AVX2(out, w *float32, v *int8, chunks, n, hs int)
+
+//go:noescape
+func accumI4AVX2(out, w *float32, v *byte, chunks, n, stride int)
 
 // Scores wrappers: the assembly fills the first 8·⌊n/8⌋ positions, the Go kernel the rest.
 // The last K element the assembly reads is k[(hs-1)·bs + 8·chunks - 1], within the
@@ -64,6 +70,17 @@ func sumsI8(out, q []float32, k []int8, bs int) {
 	_ = k[(len(q)-1)*bs+len(out)-1]
 	scoresI8AVX2(&out[0], &q[0], &k[0], len(q), bs, c)
 	sumsI8Go(out[8*c:], q, k[8*c:], bs)
+}
+
+func sumsI4(out, q []float32, k []byte, bs int) {
+	c := len(out) / 8
+	if !useAVX2 || c == 0 {
+		sumsI4Go(out, q, k, bs)
+		return
+	}
+	_ = k[(len(q)/2-1)*bs+len(out)-1]
+	scoresI4AVX2(&out[0], &q[0], &k[0], len(q)/2, bs, c)
+	sumsI4Go(out[8*c:], q, k[8*c:], bs)
 }
 
 // AccumV wrappers: the assembly accumulates the first 8·⌊hs/8⌋ elements of out, the Go
@@ -105,5 +122,22 @@ func accumI8W(out, ws []float32, v []int8, stride int) {
 	accumI8AVX2(&out[0], &ws[0], &v[0], c, len(ws), stride)
 	if 8*c < hs {
 		accumI8WGo(out[8*c:], ws, v[8*c:], stride)
+	}
+}
+
+// accumI4W: the assembly takes the first 8·⌊hs2/8⌋ bytes of each V row (elements m and
+// m+hs2 of out for those m), the Go kernel the remaining bytes.
+func accumI4W(out, ws []float32, v []byte, stride int) {
+	h2 := len(out) / 2
+	c := h2 / 8
+	if !useAVX2 || c == 0 || len(ws) == 0 {
+		accumI4WGo(out[:h2], out[h2:], ws, v, stride)
+		return
+	}
+	_ = v[(len(ws)-1)*stride+h2-1]
+	_ = out[2*h2-1]
+	accumI4AVX2(&out[0], &ws[0], &v[0], c, len(ws), stride)
+	if 8*c < h2 {
+		accumI4WGo(out[8*c:h2], out[h2+8*c:], ws, v[8*c:], stride)
 	}
 }

@@ -21,3 +21,9 @@ func accumF16(tab *[1 << 16]float32, out, w []float32, v []uint16) {
 }
 
 func accumI8W(out, ws []float32, v []int8, stride int) { accumI8WGo(out, ws, v, stride) }
+
+func sumsI4(out, q []float32, k []byte, bs int) { sumsI4Go(out, q, k, bs) }
+
+func accumI4W(out, ws []float32, v []byte, stride int) {
+	accumI4WGo(out[:len(out)/2], out[len(out)/2:], ws, v, stride)
+}

@@ -9,6 +9,7 @@ import (
 // rowValue is element i of a row decoded from storage the plain way, and the row's scale
 // (1 for the float types).
 func rowValue(st *storage, block, kv, layer, head, slot, i int) (x, scale float32) {
+	hs := st.shape.HeadSize
 	off, stride, r := st.rowAt(st.tileOf(block, kv, layer, head), kv, slot)
 	switch st.dtype {
 	case FP32:
@@ -18,8 +19,13 @@ func rowValue(st *storage, block, kv, layer, head, slot, i int) (x, scale float3
 	case Int8:
 		return float32(st.i8[off+i*stride]), st.scale[r]
 	}
-	b := st.i4[off+i/2*stride]
-	if i%2 == 0 {
+	// K: elements 2m, 2m+1 in byte m; V: elements m, m+hs/2.
+	m, high := i/2, i%2 == 1
+	if kv == 1 {
+		m, high = i%(hs/2), i >= hs/2
+	}
+	b := st.i4[off+m*stride]
+	if !high {
 		return float32(int8(b<<4) >> 4), st.scale[r]
 	}
 	return float32(int8(b) >> 4), st.scale[r]

@@ -11,7 +11,7 @@ import (
 //
 // The byte layout of one block is its storage region as little-endian values: the K/V
 // tiles (K tiles (headSize, blockSize) of every layer and head, then V tiles (blockSize,
-// headSize); fp32, fp16 bits, int8, or packed int4 nibbles; see storage), then for Int8
+// headSize); fp32, fp16 bits, int8, or int4 nibble pairs as storage's pairs says), then for Int8
 // and Int4 the fp32 scales (2, layers, kvHeads, blockSize).
 
 // PayloadSize is the number of bytes ExportBlock writes for one block.

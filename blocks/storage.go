@@ -25,7 +25,7 @@ type storage struct {
 	f32   []float32 // FP32: (blocks, 2, layers, kvHeads, tile); K tiles (headSize, blockSize), V tiles (blockSize, headSize)
 	f16   []uint16  // FP16: as f32, IEEE half bits
 	i8    []int8    // Int8: as f32
-	i4    []byte    // Int4: (blocks, 2, layers, kvHeads, tile/2): K tiles (headSize/2, blockSize), V tiles (blockSize, headSize/2); elements 2m and 2m+1 of a row share a byte, 2m in the low nibble
+	i4    []byte    // Int4: (blocks, 2, layers, kvHeads, tile/2): K tiles (headSize/2, blockSize), V tiles (blockSize, headSize/2); two elements per byte, see pairs
 	scale []float32 // Int8, Int4: (blocks, 2, layers, kvHeads, blockSize), one per row
 }
 
@@ -113,12 +113,24 @@ func (st *storage) put(block, kv, slot, layer int, x []float32) {
 		case Int4:
 			scale := scaleFor(src, 7)
 			z := newQuantizer(scale, 7)
+			a, b := pairs(kv, hs)
 			for m := range hs / 2 {
-				st.i4[off+m*stride] = byte(z.q(src[2*m]))&0x0f | byte(z.q(src[2*m+1]))<<4
+				st.i4[off+m*stride] = byte(z.q(src[a*m]))&0x0f | byte(z.q(src[a*m+b]))<<4
 			}
 			st.scale[r] = scale
 		}
 	}
+}
+
+// pairs says which elements share byte m of an Int4 row: a·m in the low nibble and a·m+b
+// in the high one. K rows pair neighbours (2m, 2m+1), which Scores adds one after the
+// other; V rows pair halves (m, m+headSize/2), so AccumV's lanes hold consecutive
+// elements of out without shuffling.
+func pairs(kv, hs int) (a, b int) {
+	if kv == 0 {
+		return 2, 1
+	}
+	return 1, hs / 2
 }
 
 // get dequantizes the row (block, kv, layer, head, slot) into dst (headSize).
@@ -140,9 +152,10 @@ func (st *storage) get(dst []float32, block, kv, slot, layer, head int) {
 			dst[i] = float32(st.i8[off+i*stride]) * st.scale[r]
 		}
 	case Int4:
+		a, b := pairs(kv, hs)
 		for m := range hs / 2 {
-			b := st.i4[off+m*stride]
-			dst[2*m], dst[2*m+1] = lo4(b)*st.scale[r], hi4(b)*st.scale[r]
+			x := st.i4[off+m*stride]
+			dst[a*m], dst[a*m+b] = lo4(x)*st.scale[r], hi4(x)*st.scale[r]
 		}
 	}
 }
