@@ -109,25 +109,45 @@ func startServe(t *testing.T, extra ...string) string {
 func TestLoadgenAgainstServe(t *testing.T) {
 	url := startServe(t)
 	for _, tt := range []struct {
-		name string
-		args []string
+		name  string
+		args  []string
+		table bool // print the table and write the JSON to a file
 	}{
-		{"closed loop, random prompts", []string{"--concurrency", "4", "--min-tokens", "1"}},
+		{"closed loop, random prompts", []string{"--concurrency", "4", "--min-tokens", "1"}, false},
 		{"Poisson, shared prefixes", []string{"--rate", "50", "--prompts", "shared-prefix", "--groups", "2",
-			"--prefix-words", "60", "--temperature", "0.9", "--warmup", "2"}},
-		{"not streaming", []string{"--concurrency", "2", "--no-stream"}},
+			"--prefix-words", "60", "--temperature", "0.9", "--warmup", "2"}, false},
+		{"not streaming", []string{"--concurrency", "2", "--no-stream"}, false},
+		{"table and JSON file", []string{"--concurrency", "3"}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			plots := t.TempDir()
 			args := append([]string{"--url", url, "--requests", "20", "--max-tokens", "24", "--seed", "3",
-				"--timeout", "60s", "--json", "--records", "--plots", plots}, tt.args...)
+				"--timeout", "60s", "--plots", plots}, tt.args...)
+			jsonFile := filepath.Join(plots, "sub", "report.json")
+			if tt.table {
+				args = append(args, "--json-out", jsonFile)
+			} else {
+				args = append(args, "--json", "--records")
+			}
 			var stdout, stderr bytes.Buffer
 			if err := runLoadgen(context.Background(), args, &stdout, &stderr); err != nil {
 				t.Fatalf("loadgen: %v\n%s", err, stderr.String())
 			}
+			js := stdout.Bytes()
+			if tt.table {
+				for _, want := range []string{"20 sent, 20 ok", "TTFT", "E2E", "req/s"} {
+					if !strings.Contains(stdout.String(), want) {
+						t.Fatalf("table lacks %q:\n%s", want, stdout.String())
+					}
+				}
+				var err error
+				if js, err = os.ReadFile(jsonFile); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var rep loadgen.Report
-			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-				t.Fatalf("report: %v\n%s", err, stdout.String())
+			if err := json.Unmarshal(js, &rep); err != nil {
+				t.Fatalf("report: %v\n%s", err, js)
 			}
 			checkLoadReport(t, &rep, !strings.Contains(tt.name, "not streaming"))
 			for _, f := range []string{loadgen.LatencyCDFFile, loadgen.TimelineFile} {
