@@ -153,7 +153,7 @@ func TestCacheAgainstNaiveModel(t *testing.T) {
 					}
 				}
 				// The run must have reached the interesting cases.
-				for _, op := range []string{"fork", "revive", "revive: evicted", "hash: duplicate refused", "append 1: false", "truncate 1"} {
+				for _, op := range []string{"fork", "revive", "revive: evicted", "hash: duplicate refused", "append 1: false", "truncate 1", "swap", "swap: no block"} {
 					if !seen[op] {
 						t.Errorf("no %q in the run", op)
 					}
@@ -179,7 +179,7 @@ func (r *modelRun) step() string {
 	if len(m.seqs) > 0 {
 		s = m.seqs[r.rng.IntN(len(m.seqs))]
 	}
-	switch op := r.rng.IntN(20); {
+	switch op := r.rng.IntN(22); {
 	case s == nil || op < 2 && len(m.seqs) < 8:
 		s = &naiveSeq{table: &Table{}}
 		m.seqs = append(m.seqs, s)
@@ -205,9 +205,39 @@ func (r *modelRun) step() string {
 		return fmt.Sprintf("truncate %d", n)
 	case op < 17:
 		return r.setHash(s)
-	default:
+	case op < 20:
 		return r.revive(s)
+	default:
+		return r.swapIn(s)
 	}
+}
+
+// swapIn exports a full block of s, as the disk tier does, and imports it into the fresh
+// block of a new sequence, which must then read exactly the K/V of those tokens.
+func (r *modelRun) swapIn(s *naiveSeq) string {
+	full := len(s.k) / r.m.bs
+	if full == 0 || len(r.m.seqs) >= 8 {
+		return "swap: nothing to move"
+	}
+	i := r.rng.IntN(full)
+	payload := r.c.ExportBlock(nil, s.blocks[i])
+	n := &naiveSeq{table: &Table{}}
+	if !r.m.appendTokens(n, r.m.bs) {
+		if r.c.Append(n.table, r.m.bs) {
+			r.t.Fatal("Append succeeded, model says the pool is short")
+		}
+		return "swap: no block"
+	}
+	if !r.c.Append(n.table, r.m.bs) {
+		r.t.Fatal("Append failed, model says it fits")
+	}
+	if err := r.c.ImportBlock(n.table.Blocks[0], payload); err != nil {
+		r.t.Fatal(err)
+	}
+	n.k = slices.Clone(s.k[i*r.m.bs : (i+1)*r.m.bs])
+	n.v = slices.Clone(s.v[i*r.m.bs : (i+1)*r.m.bs])
+	r.m.seqs = append(r.m.seqs, n)
+	return "swap"
 }
 
 // appendTokens appends n tokens to both and writes random K and V at the new positions.
