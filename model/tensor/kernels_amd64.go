@@ -57,9 +57,9 @@ func dot(a, b []float32) float32 {
 	// Direct calls: through the func value the result variable would escape.
 	var s float32
 	if ks == &kernelsAVX512 {
-		tileF32R1C1AVX512(&a[0], 0, &b[0], 0, len(a), &s, 0)
+		dotAVX512(&a[0], 0, &b[0], 0, len(a), &s, 0)
 	} else {
-		tileF32R1C1AVX2(&a[0], 0, &b[0], 0, len(a), &s, 0)
+		dotAVX2(&a[0], 0, &b[0], 0, len(a), &s, 0)
 	}
 	return s
 }

@@ -419,3 +419,47 @@ func TestSplitTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMulBatchInvariant checks that a token's output does not depend on how many
+// tokens share the call or on the thread count: every tile shape sums an output element
+// in the same order, so the bits are equal (the DESIGN's "tokens do not depend on
+// batching").
+func TestMatMulBatchInvariant(t *testing.T) {
+	splitAlways(t)
+	kernelModes(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(15, 16))
+		shapes := []struct{ rows, cols, gs int }{
+			{13, 172, 0}, {64, 64, 0}, {37, 768, 0}, {9, 33, 0}, {30, 128, 64}, {7, 96, 32},
+		}
+		for _, sh := range shapes {
+			var w Matrix
+			if sh.gs > 0 {
+				w = QuantizeQ8(randVec(rng, sh.rows*sh.cols), sh.rows, sh.cols, sh.gs)
+			} else {
+				w = randMatrix(rng, sh.rows, sh.cols)
+			}
+			const maxT = 33
+			x := randVec(rng, maxT*sh.cols)
+			single := make([]float32, maxT*sh.rows) // token by token, one thread
+			p1 := NewPool(1)
+			for r := 0; r < maxT; r++ {
+				p1.MatMul(single[r*sh.rows:(r+1)*sh.rows], x[r*sh.cols:(r+1)*sh.cols], w, 1)
+			}
+			p1.Close()
+			for _, threads := range []int{1, 2, 3} {
+				p := NewPool(threads)
+				for _, tok := range []int{1, 2, 4, 5, 6, 7, 13, maxT} {
+					got := make([]float32, tok*sh.rows)
+					p.MatMul(got, x, w, tok)
+					for i := range got {
+						if got[i] != single[i] {
+							t.Fatalf("shape %v t=%d threads=%d: out[%d] = %x, token alone %x", sh, tok,
+								threads, i, math.Float32bits(got[i]), math.Float32bits(single[i]))
+						}
+					}
+				}
+				p.Close()
+			}
+		}
+	})
+}

@@ -8,6 +8,9 @@ package tensor
 func axpyAVX512(alpha float32, x *float32, y *float32, n int)
 
 //go:noescape
+func dotAVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
+
+//go:noescape
 func tileF32R1C1AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
@@ -117,6 +120,9 @@ func tileQ8R4C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int,
 
 //go:noescape
 func axpyAVX2(alpha float32, x *float32, y *float32, n int)
+
+//go:noescape
+func dotAVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
 func tileF32R1C1AVX2(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
