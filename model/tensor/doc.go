@@ -15,17 +15,19 @@
 //     sequential fp32 sums, so they match it bit for bit given the same exp.
 //   - MatMul, For, Dot and Axpy allocate nothing. A Pool starts its workers once; a call
 //     hands each worker one job over its channel and waits for all of them.
-//   - A Pool serves one caller at a time.
+//   - A Pool serialises concurrent callers; a function run by For must not call back
+//     into its own Pool.
 //
 // Kernels: on amd64 MatMul, Dot and Axpy run generated assembly (gen_asm.go writes
 // matmul_amd64.s and tiles_amd64.go), chosen at start with golang.org/x/sys/cpu: AVX-512
 // when present, else AVX2+FMA, else portable Go (also with -tags purego or on other
 // architectures). A tile keeps an R x C block of vector accumulators: up to 4 weight rows
 // x 6 tokens with AVX-512 (24 of 32 ZMM), 4 x 2 with AVX2. Each block of 4 weight rows is
-// read from memory once per call and reused from L1 for every tile of tokens; column tails
-// use masked loads; 4-row tiles are reduced with a transpose tree. Q8 tiles convert int8 with VPMOVSXBD and
-// VCVTDQ2PS and prefetch the next row block. The tests compare every set with MatMulRef;
-// docs/benchmarks-kernels.md records the speed against gonum's Sgemv/Sgemm.
+// read from memory once per call and reused from L1 for every tile of tokens; column
+// tails use masked loads; 4-row tiles are reduced with a transpose tree. Q8 tiles convert
+// int8 with VPMOVSXBD and VCVTDQ2PS and prefetch the next row block. The tests compare
+// every set with MatMulRef; docs/benchmarks-kernels.md records the speed against gonum's
+// Sgemv/Sgemm.
 //
 // Callers must not let out overlap x or w.
 package tensor
