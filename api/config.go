@@ -53,14 +53,16 @@ type Config struct {
 	// Default: BOS, which ends a story in the llama2.c models.
 	StopTokens []int
 	// Ready reports whether the model is loaded and generations can be taken (GET
-	// /readyz). Default: always ready.
+	// /readyz). It is called concurrently from handlers and must not block. Default:
+	// always ready.
 	Ready func() bool
 	// Registry receives the HTTP-level metrics and is served on GET /metrics.
 	// Default: a new registry of its own.
 	Registry *prometheus.Registry
 	// Logger logs one line per request. Default: slog.Default().
 	Logger *slog.Logger
-	// ChatTemplate renders chat messages into the prompt text. Default: PlainTemplate.
+	// ChatTemplate renders chat messages into the prompt text; it is called concurrently
+	// and its error is sent to the client as a 400. Default: PlainTemplate.
 	ChatTemplate func([]Message) (string, error)
 	// MaxBodyBytes bounds a request body in bytes; larger bodies get 413. Default: 1 MiB.
 	MaxBodyBytes int64

@@ -23,6 +23,7 @@ import (
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/model"
 	"github.com/kvmesh/kvmesh/model/ckpt"
+	"github.com/kvmesh/kvmesh/model/sample"
 	"github.com/kvmesh/kvmesh/model/tokenizer"
 )
 
@@ -105,7 +106,7 @@ type e2e struct {
 	tok    *tokenizer.Tokenizer
 }
 
-func startE2E(t *testing.T, ecfg engine.Config) *e2e {
+func startE2E(t testing.TB, ecfg engine.Config) *e2e {
 	t.Helper()
 	m := loadModel(t)
 	reg := prometheus.NewRegistry()
@@ -613,4 +614,58 @@ func TestE2EMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+// BenchmarkE2E measures one request of 64 greedy tokens through HTTP and the SDK-free
+// client, non-streamed and streamed (time to first chunk reported), against the engine
+// alone.
+func BenchmarkE2E(b *testing.B) {
+	x := startE2E(b, engine.Config{})
+	body := `{"prompt":"Once upon a time","max_tokens":64,"temperature":0}`
+	b.Run("engine", func(b *testing.B) {
+		prompt := x.tok.Encode("Once upon a time", true, false)
+		for b.Loop() {
+			ch, err := x.eng.Submit(context.Background(), engine.Request{Prompt: prompt, MaxTokens: 64, Sampling: sample.Params{Seed: 1}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for range ch {
+			}
+		}
+	})
+	b.Run("http", func(b *testing.B) {
+		for b.Loop() {
+			resp, err := http.Post(x.base+"/v1/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	b.Run("http-stream", func(b *testing.B) {
+		var first time.Duration
+		sbody := strings.TrimSuffix(body, "}") + `,"stream":true}`
+		for b.Loop() {
+			start := time.Now()
+			resp, err := http.Post(x.base+"/v1/completions", "application/json", strings.NewReader(sbody))
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := bufio.NewReader(resp.Body)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					b.Fatal(err)
+				}
+				if strings.HasPrefix(line, "data: {") {
+					break
+				}
+			}
+			first += time.Since(start)
+			io.Copy(io.Discard, r)
+			resp.Body.Close()
+		}
+		b.ReportMetric(float64(first.Microseconds())/float64(b.N), "µs-to-first-chunk")
+	})
 }
