@@ -104,14 +104,20 @@ func cdf(xs []time.Duration) plotter.XYs {
 	return pts
 }
 
-// timelineBin picks the bin width of the throughput plot: about 60 bins over the run,
-// no narrower than 10 ms.
+// timelineBin picks the bin width of the throughput plot: the smallest of 10 ms, 20 ms,
+// 50 ms, 100 ms, ... that makes at most 60 bins over the run.
 func (r *Report) timelineBin() time.Duration {
 	var end time.Duration
 	for i := range r.Records {
 		end = max(end, r.Records[i].End)
 	}
-	return max(end/60, 10*time.Millisecond).Round(time.Millisecond)
+	for bin := 10 * time.Millisecond; ; bin *= 10 {
+		for _, m := range []time.Duration{1, 2, 5} {
+			if end <= 60*m*bin {
+				return m * bin
+			}
+		}
+	}
 }
 
 // TimelinePlot draws the streamed output tokens per second over the run.

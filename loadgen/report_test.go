@@ -93,6 +93,22 @@ func TestTimeline(t *testing.T) {
 	}
 }
 
+func TestTimelineBin(t *testing.T) {
+	for _, tt := range []struct{ end, want time.Duration }{
+		{0, 10 * time.Millisecond},
+		{600 * time.Millisecond, 10 * time.Millisecond},
+		{601 * time.Millisecond, 20 * time.Millisecond},
+		{3 * time.Second, 50 * time.Millisecond},
+		{3100 * time.Millisecond, 100 * time.Millisecond},
+		{10 * time.Minute, 10 * time.Second},
+	} {
+		r := Report{Records: []Record{{End: tt.end}}}
+		if got := r.timelineBin(); got != tt.want {
+			t.Errorf("run of %v: bin %v, want %v", tt.end, got, tt.want)
+		}
+	}
+}
+
 func TestWritePlots(t *testing.T) {
 	for _, n := range []int{20, 1, 0} {
 		dir := filepath.Join(t.TempDir(), "plots")
