@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -108,6 +109,7 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) {
 	}
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()
+	d.m.peers[n.Name] = gossipAddr{slices.Clone(n.Addr), n.Port}
 	if ev, ok := d.m.view.join(n.Name, meta); ok {
 		d.publishLocked(ev, n)
 	}
@@ -121,6 +123,7 @@ func (d *delegate) NotifyUpdate(n *memberlist.Node) {
 	}
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()
+	d.m.peers[n.Name] = gossipAddr{slices.Clone(n.Addr), n.Port}
 	if ev, ok := d.m.view.update(n.Name, meta); ok {
 		d.publishLocked(ev, n)
 	}
@@ -131,6 +134,7 @@ func (d *delegate) NotifyUpdate(n *memberlist.Node) {
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()
+	delete(d.m.peers, n.Name)
 	kind := KindDead
 	if _, ok := d.m.leaving[n.Name]; ok || (n.Name == d.m.name && d.m.closed.Load()) {
 		kind = KindLeave

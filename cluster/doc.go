@@ -63,7 +63,8 @@
 // Join resolves every seed name to all of its addresses (on Kubernetes, a headless
 // service gives every pod), skips this node's own address, and retries with backoff
 // (100 ms doubling to 5 s) until a seed answers or ctx ends (ErrNoSeed, with the last
-// error). No seeds, or only itself, starts a new cluster. While running, the seeds are
+// error). No seeds starts a new cluster, and so does a seed list that includes this node
+// when no other seed answers (a headless service lists this pod too). While running, the seeds are
 // resolved again every RejoinInterval and new addresses joined, so nodes started at the
 // same time, or split by a partition, end in one cluster. Config.SecretKey (16, 24 or 32
 // bytes) encrypts and authenticates all gossip with AES-GCM; every node needs the same

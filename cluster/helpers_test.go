@@ -115,14 +115,44 @@ func record(t *testing.T, m *Member) *recorder {
 
 // find returns the first event matching kind and id, and when it arrived.
 func (r *recorder) find(kind Kind, id string) (Event, time.Time, bool) {
+	return r.findAfter(kind, id, time.Time{})
+}
+
+// findAfter is find among the events that arrived at or after since.
+func (r *recorder) findAfter(kind Kind, id string, since time.Time) (Event, time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, ev := range r.events {
-		if ev.Kind == kind && ev.Meta.ID == id {
+		if ev.Kind == kind && ev.Meta.ID == id && !r.at[i].Before(since) {
 			return ev, r.at[i], true
 		}
 	}
 	return Event{}, time.Time{}, false
+}
+
+// state folds the events as a consumer would: the Meta of every node present.
+func (r *recorder) state() map[string]Meta {
+	st := map[string]Meta{}
+	for _, ev := range r.all() {
+		switch ev.Kind {
+		case KindJoin, KindUpdate, KindRestart:
+			st[ev.Meta.ID] = ev.Meta
+		case KindLeave, KindDead:
+			delete(st, ev.Meta.ID)
+		}
+	}
+	return st
+}
+
+// last returns the last event about id.
+func (r *recorder) last(id string) (Event, bool) {
+	evs := r.all()
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Meta.ID == id {
+			return evs[i], true
+		}
+	}
+	return Event{}, false
 }
 
 func (r *recorder) all() []Event {

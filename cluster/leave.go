@@ -95,12 +95,7 @@ func (m *Member) handleMsg(b []byte) {
 // sendLeaveNotices tells every other alive node that this incarnation is leaving and
 // waits until all have acked, ctx ends or StreamTimeout passes.
 func (m *Member) sendLeaveNotices(ctx context.Context) {
-	var peers []*memberlist.Node
-	for _, n := range m.ml.Members() {
-		if n.Name != m.name {
-			peers = append(peers, n)
-		}
-	}
+	peers := m.peerNodes()
 	if len(peers) == 0 {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,10 @@ type Member struct {
 	log  *slog.Logger
 	name string // memberlist name of this incarnation: nodeName(meta)
 	ml   *memberlist.Memberlist
+	// self is this node's gossip address, read once after memberlist starts: the Nodes
+	// memberlist hands out are its live records, which it rewrites without a lock
+	// readers could take.
+	self gossipAddr
 
 	metaMu    sync.Mutex // protects meta and metaBytes; taken alone, never with mu
 	meta      Meta
@@ -30,11 +35,12 @@ type Member struct {
 	mu      sync.Mutex
 	view    *view
 	subs    map[*subscriber]struct{}
-	leaving map[string]time.Time // memberlist names that sent a leave notice, and when
-	acked   map[string]bool      // while this node leaves: names that acked its notice
-	ackWake chan struct{}        // cap 1: acked grew
-	refused map[string]string    // memberlist name -> reason already logged
-	refusal error                // a refusal seen while merging a seed's state in Join
+	peers   map[string]gossipAddr // alive memberlist names (self too) -> gossip address
+	leaving map[string]time.Time  // memberlist names that sent a leave notice, and when
+	acked   map[string]bool       // while this node leaves: names that acked its notice
+	ackWake chan struct{}         // cap 1: acked grew
+	refused map[string]string     // memberlist name -> reason already logged
+	refusal error                 // a refusal seen while merging a seed's state in Join
 
 	closed   atomic.Bool // Leave or Shutdown was called
 	stopOnce sync.Once
@@ -67,6 +73,7 @@ func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
 		metaBytes: b,
 		view:      newView(),
 		subs:      map[*subscriber]struct{}{},
+		peers:     map[string]gossipAddr{},
 		leaving:   map[string]time.Time{},
 		refused:   map[string]string{},
 		stop:      make(chan struct{}),
@@ -92,6 +99,9 @@ func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
 		return nil, fmt.Errorf("cluster: start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	m.ml = ml
+	// Nothing else writes the local node's record yet (no Update, no peer knows us).
+	ln := ml.LocalNode()
+	m.self = gossipAddr{slices.Clone(ln.Addr), ln.Port}
 	close(m.ready)
 	if err := m.joinSeeds(ctx); err != nil {
 		m.shutdown()
@@ -110,10 +120,7 @@ func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
 
 // Addr returns the gossip address other nodes reach this one at (host:port), with the
 // port actually bound when Config.BindPort was 0. Use it as another node's seed.
-func (m *Member) Addr() string {
-	ln := m.ml.LocalNode()
-	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
-}
+func (m *Member) Addr() string { return m.self.String() }
 
 // Self returns this node's current Meta (with its Incarnation filled in).
 func (m *Member) Self() Meta {
@@ -262,4 +269,27 @@ func (m *Member) shutdown() error {
 		return fmt.Errorf("cluster: shutdown: %w", err)
 	}
 	return nil
+}
+
+// gossipAddr is where a memberlist node listens.
+type gossipAddr struct {
+	ip   net.IP
+	port uint16
+}
+
+func (a gossipAddr) String() string {
+	return net.JoinHostPort(a.ip.String(), strconv.Itoa(int(a.port)))
+}
+
+// peerNodes returns a memberlist Node (name and address only) for every other alive node.
+func (m *Member) peerNodes() []*memberlist.Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*memberlist.Node
+	for name, a := range m.peers {
+		if name != m.name {
+			out = append(out, &memberlist.Node{Name: name, Addr: a.ip, Port: a.port})
+		}
+	}
+	return out
 }

@@ -78,16 +78,16 @@ func (m *Member) resolveSeeds(ctx context.Context) (addrs []string, self bool, e
 
 // isSelf reports whether ip:port reaches this node's gossip listener.
 func (m *Member) isSelf(ip net.IP, port int) bool {
-	ln := m.ml.LocalNode()
-	if port != int(ln.Port) {
+	if port != int(m.self.port) {
 		return false
 	}
 	bind := net.ParseIP(m.cfg.BindAddr)
-	return ip.Equal(ln.Addr) || ip.Equal(bind) || (ip.IsLoopback() && bind != nil && bind.IsUnspecified())
+	return ip.Equal(m.self.ip) || ip.Equal(bind) || (ip.IsLoopback() && bind != nil && bind.IsUnspecified())
 }
 
 // joinSeeds joins the cluster through the seeds, retrying with backoff until one
-// answers or ctx ends. It fails at once with ErrRefused when a seed's cluster holds a
+// answers or ctx ends; when the seeds include this node and none other answers, it
+// starts a cluster instead. It fails at once with ErrRefused when a seed's cluster holds a
 // node that Config.Accept refuses.
 func (m *Member) joinSeeds(ctx context.Context) error {
 	if len(m.cfg.Seeds) == 0 {
@@ -114,8 +114,12 @@ func (m *Member) joinSeeds(ctx context.Context) error {
 				return refusal
 			}
 			jerr = flatten(err)
-		} else if self && rerr == nil {
-			m.log.Info("cluster: every seed is this node, starting a new cluster")
+		}
+		if self && rerr == nil {
+			// A seed list that names this node (a headless service listing every pod,
+			// this one too) may name nodes not up yet: start, and let the rejoin loop
+			// merge them in as they come.
+			m.log.Info("cluster: no other seed answered and one seed is this node: starting a new cluster", "err", jerr)
 			return nil
 		}
 		last := errors.Join(rerr, jerr)
@@ -152,7 +156,7 @@ func (m *Member) rejoinLoop() {
 			m.log.Debug("cluster: rejoin: resolving seeds", "err", err)
 		}
 		known := map[string]bool{}
-		for _, n := range m.ml.Members() {
+		for _, n := range m.peerNodes() {
 			known[n.Address()] = true
 		}
 		addrs = slices.DeleteFunc(addrs, func(a string) bool { return known[a] })

@@ -62,41 +62,39 @@ func TestDNSSeeds(t *testing.T) {
 	t.Logf("unresolvable seed: %d attempts in %v: %v", retries, time.Since(start).Round(time.Millisecond), err)
 
 	// A seed list that is only this node starts a cluster at once.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	free := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	free := freePort(t)
 	self := startNode(t, workerMeta("self"), []string{"127.0.0.1:" + strconv.Itoa(free)}, func(c *Config) { c.BindPort = free })
 	if err := seesExactly(self, "self"); err != nil {
 		t.Error(err)
 	}
 }
 
-// TestRejoin: two nodes that started apart (each its own cluster) merge through
-// RejoinInterval once the seed comes up.
+// TestRejoin: a node whose seeds are itself and a node not up yet starts alone; the
+// rejoin loop merges the two once the other comes up.
 func TestRejoin(t *testing.T) {
+	pa, pb := freePort(t), freePort(t)
+	seeds := []string{"127.0.0.1:" + strconv.Itoa(pa), "127.0.0.1:" + strconv.Itoa(pb)}
+	fast := func(port int) func(*Config) {
+		return func(c *Config) { c.BindPort = port; c.RejoinInterval = 200 * time.Millisecond }
+	}
+	b := startNode(t, workerMeta("b"), seeds, fast(pb))
+	if err := seesExactly(b, "b"); err != nil {
+		t.Fatal(err)
+	}
+	a := startNode(t, workerMeta("a"), nil, fast(pa))
+	for _, n := range []*Member{a, b} {
+		waitFor(t, 5*time.Second, "merged by rejoin", func() error { return seesExactly(n, "a", "b") })
+	}
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	seed := "127.0.0.1:" + strconv.Itoa(port)
-	// b's seeds are itself (so it starts alone at once) and a, which is not up yet.
-	lb, _ := net.Listen("tcp", "127.0.0.1:0")
-	bport := lb.Addr().(*net.TCPAddr).Port
-	lb.Close()
-	b := startNode(t, workerMeta("b"), []string{"127.0.0.1:" + strconv.Itoa(bport)}, func(c *Config) {
-		c.BindPort = bport
-		c.RejoinInterval = 200 * time.Millisecond
-	})
-	b.cfg.Seeds = append(b.cfg.Seeds, seed) // the rejoin loop reads the seeds each round
-	a := startNode(t, workerMeta("a"), nil, func(c *Config) { c.BindPort = port })
-	for _, n := range []*Member{a, b} {
-		waitFor(t, 5*time.Second, "merged by rejoin", func() error { return seesExactly(n, "a", "b") })
-	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func sameModel(own string) func(Meta) error {
@@ -127,9 +125,12 @@ func TestAccept(t *testing.T) {
 	if err := seesExactly(a, "a"); err != nil {
 		t.Error(err)
 	}
-	if countLines(lines(), "refusing node", "ffff") == 0 {
-		t.Errorf("no warning about the refused node in %q", lines())
-	}
+	waitFor(t, 5*time.Second, "the seed logs its refusal too", func() error {
+		if countLines(lines(), "refusing node", "ffff") == 0 {
+			return fmt.Errorf("no warning about the refused node in %q", lines())
+		}
+		return nil
+	})
 }
 
 // rawDelegate is a memberlist delegate that gossips arbitrary metadata.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 )
@@ -123,27 +124,38 @@ func TestCoalesce(t *testing.T) {
 }
 
 // TestSubscriberOrder pushes many events to a reader that starts late: nothing blocks,
-// nothing but Updates is lost, and the last Meta of each node arrives.
+// each node's Join comes first, Updates coalesce, and each node's last Meta arrives.
 func TestSubscriberOrder(t *testing.T) {
 	s := newSubscriber(nil)
 	defer s.close()
-	var want []Event
+	final := map[string]Meta{}
 	for i := range 50 {
 		id := fmt.Sprintf("n%d", i%5)
 		m := Meta{ID: id, Incarnation: 1, QueueDepth: i, Role: RoleWorker, State: StateReady}
-		switch {
-		case i < 5:
-			s.push(Event{KindJoin, m})
-			want = append(want, Event{KindJoin, m})
-		default:
-			s.push(Event{KindUpdate, m})
-			want[i%5].Meta = m
+		kind := KindUpdate
+		if i < 5 {
+			kind = KindJoin
 		}
+		s.push(Event{kind, m})
+		final[id] = m
 	}
-	for _, w := range want {
-		if got := <-s.out; got != w {
-			t.Fatalf("got %v, want %v", got, w)
+	got := map[string]Meta{}
+	n := 0
+	for !maps.Equal(got, final) {
+		ev := <-s.out
+		n++
+		if _, seen := got[ev.Meta.ID]; seen == (ev.Kind == KindJoin) {
+			t.Fatalf("event %d: %v for %s (seen before: %v)", n, ev.Kind, ev.Meta.ID, seen)
 		}
+		if prev, ok := got[ev.Meta.ID]; ok && ev.Meta.QueueDepth <= prev.QueueDepth {
+			t.Fatalf("event %d: %s went back from %d to %d", n, ev.Meta.ID, prev.QueueDepth, ev.Meta.QueueDepth)
+		}
+		got[ev.Meta.ID] = ev.Meta
+	}
+	// At most the one event the delivery goroutine held before the reader came is not
+	// coalesced: 5 Joins and at most 1 + 5 Updates.
+	if n > 11 {
+		t.Errorf("%d events for 5 joins and 45 updates", n)
 	}
 	s.close()
 	if _, ok := <-s.out; ok {
