@@ -668,4 +668,132 @@ func BenchmarkE2E(b *testing.B) {
 		}
 		b.ReportMetric(float64(first.Microseconds())/float64(b.N), "µs-to-first-chunk")
 	})
+	b.Run("http-8-clients", func(b *testing.B) {
+		tokens := 0
+		for b.Loop() {
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					resp, err := http.Post(x.base+"/v1/completions", "application/json", strings.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				})
+			}
+			wg.Wait()
+			tokens += 8 * 64
+		}
+		b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+	})
+}
+
+// TestE2EConcurrentReference: the reference cases sent all at once (batched by the engine)
+// still equal llama2.c's outputs.
+func TestE2EConcurrentReference(t *testing.T) {
+	x := startE2E(t, engine.Config{})
+	greedy, sampled := loadReference(t)
+	cases := append(greedy, sampled...)
+	errs := make(chan error, len(cases))
+	for _, c := range cases {
+		go func() {
+			want, finish, _ := c.want(x.tok)
+			stream := x.client.Completions.NewStreaming(context.Background(), completionParams(c))
+			var text strings.Builder
+			var got string
+			for stream.Next() {
+				for _, ch := range stream.Current().Choices {
+					text.WriteString(ch.Text)
+					if ch.FinishReason != "" {
+						got = string(ch.FinishReason)
+					}
+				}
+			}
+			switch {
+			case stream.Err() != nil:
+				errs <- stream.Err()
+			case text.String() != want || got != finish:
+				errs <- fmt.Errorf("%q seed %d: got %q (%s), want %q (%s)", c.Prompt, c.Seed, text.String(), got, want, finish)
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range cases {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestE2EStreamFrames reads a chat stream of n = 2 frame by frame: every frame is one
+// JSON chunk with the response's id, each choice starts with its role and finishes once,
+// the usage frame has no choices, and [DONE] ends it.
+func TestE2EStreamFrames(t *testing.T) {
+	x := startE2E(t, engine.Config{})
+	body := `{"model":"stories260K","messages":[{"role":"user","content":"Once upon a time"}],"n":2,"seed":9,"max_tokens":30,"stream":true,"stream_options":{"include_usage":true}}`
+	resp, err := http.Post(x.base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("headers %v", resp.Header)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := strings.Split(strings.TrimSuffix(string(raw), "\n\n"), "\n\n")
+	if frames[len(frames)-1] != "data: [DONE]" {
+		t.Fatalf("last frame %q", frames[len(frames)-1])
+	}
+	var id string
+	role := map[int]bool{}
+	finished := map[int]int{}
+	sawUsage := false
+	for i, f := range frames[:len(frames)-1] {
+		data, ok := strings.CutPrefix(f, "data: ")
+		if !ok || strings.Contains(data, "\n") {
+			t.Fatalf("frame %d is not one data line: %q", i, f)
+		}
+		var ch chatChunk
+		if err := json.Unmarshal([]byte(data), &ch); err != nil {
+			t.Fatalf("frame %d: %v: %s", i, err, data)
+		}
+		if id == "" {
+			id = ch.ID
+		}
+		if ch.ID != id || ch.Object != "chat.completion.chunk" || ch.Model != "stories260K" {
+			t.Fatalf("frame %d: %s", i, data)
+		}
+		if sawUsage {
+			t.Fatalf("frame after the usage frame: %s", data)
+		}
+		if ch.Usage != nil {
+			sawUsage = len(ch.Choices) == 0 && ch.Usage.PromptTokens == 5 && ch.Usage.CompletionTokens == 60
+			if !sawUsage {
+				t.Fatalf("usage frame %s", data)
+			}
+			continue
+		}
+		for _, c := range ch.Choices {
+			if c.Delta.Role == "assistant" {
+				role[c.Index] = true
+			} else if !role[c.Index] {
+				t.Fatalf("choice %d has content before its role: %s", c.Index, data)
+			}
+			if finished[c.Index] > 0 {
+				t.Fatalf("choice %d continues after its finish: %s", c.Index, data)
+			}
+			if c.FinishReason != nil {
+				finished[c.Index]++
+			}
+		}
+	}
+	if len(role) != 2 || finished[0] != 1 || finished[1] != 1 || !sawUsage {
+		t.Errorf("roles %v, finishes %v, usage %v", role, finished, sawUsage)
+	}
 }
