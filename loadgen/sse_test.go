@@ -1,11 +1,14 @@
 package loadgen
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
+	"time"
 )
 
 // parseAll feeds the pieces of a stream in order and returns the events' data.
@@ -140,6 +143,32 @@ func FuzzSSERoundTrip(f *testing.F) {
 		}
 		if got := parseAll(t, bytewise([]byte(stream.String()))...); !slices.Equal(got, want) {
 			t.Fatalf("stream %q: got %q, want %q", stream.String(), got, want)
+		}
+	})
+}
+
+// FuzzReadStream feeds arbitrary bodies to the client's stream reader, a byte per read:
+// it must fail with ErrStream or succeed with a record that agrees with itself.
+func FuzzReadStream(f *testing.F) {
+	if fixture, err := os.ReadFile("testdata/stream_ok.sse"); err == nil {
+		f.Add(fixture)
+	}
+	f.Add([]byte("data: {\"choices\":[{\"text\":\"a\"}]}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("data: {\"choices\":[{\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("data: {\"error\":{\"message\":\"x\"}}\n\n"))
+	f.Add([]byte("data: [DONE]\n\ndata: {oops\n\n"))
+	c := newClient(Config{Stream: true}, time.Now())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var rec Record
+		err := c.readStream(iotest.OneByteReader(bytes.NewReader(body)), &rec)
+		if err != nil {
+			if !errors.Is(err, ErrStream) {
+				t.Fatalf("error %v is not ErrStream", err)
+			}
+			return
+		}
+		if rec.End == 0 || len(rec.TokenTimes) > 0 && rec.TokenTimes[len(rec.TokenTimes)-1] > rec.End {
+			t.Fatalf("record %+v", rec)
 		}
 	})
 }
