@@ -78,7 +78,8 @@ type Config struct {
 }
 
 // DefaultConfig returns settings for a LAN: memberlist's DefaultLANConfig timings on
-// port DefaultPort of every interface. A crashed node is noticed in about 5 to 10 s.
+// port DefaultPort of every interface. A crashed node is reported Dead by all others in
+// about 6 s (5.6 to 6.6 s measured with five nodes: TestDeadDetectionLAN).
 func DefaultConfig() Config {
 	return Config{
 		BindAddr:         "0.0.0.0",
@@ -95,7 +96,8 @@ func DefaultConfig() Config {
 
 // LocalConfig returns fast settings for nodes on one machine (tests, a laptop): 127.0.0.1,
 // a free port, probes every 200 ms (150 ms timeout), suspicion for 3 probe intervals,
-// gossip every 50 ms, push/pull every second; a crashed node is noticed within about 1 s.
+// gossip every 50 ms, push/pull every second; a crashed node is reported Dead by all
+// others in about 1 s (0.8 to 1.3 s measured with five nodes, up to 1.8 s under load).
 func LocalConfig() Config {
 	c := DefaultConfig()
 	c.BindAddr = "127.0.0.1"

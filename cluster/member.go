@@ -233,11 +233,11 @@ func (m *Member) Leave(ctx context.Context) error {
 		return ErrClosed
 	}
 	defer m.shutdown()
+	m.sendLeaveNotices(ctx)
 	timeout := m.cfg.StreamTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
-	m.sendLeaveNotices(ctx)
 	if err := m.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("cluster: leave: %w", err)
 	}

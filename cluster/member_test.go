@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -299,5 +300,33 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 	if len(got) > 3 {
 		t.Errorf("%d events for 2 joins and 200 updates, want them coalesced: %v", len(got), got)
+	}
+}
+
+// TestDeadDetectionLAN measures how long DefaultConfig's timings take to report a crash
+// (five nodes on loopback). It takes about 10 s, so it runs only when asked:
+// KVMESH_CLUSTER_LAN=1 go test -run DeadDetectionLAN -v ./cluster
+func TestDeadDetectionLAN(t *testing.T) {
+	if os.Getenv("KVMESH_CLUSTER_LAN") == "" {
+		t.Skip("set KVMESH_CLUSTER_LAN=1 to measure DefaultConfig's failure detection")
+	}
+	lan := func(c *Config) {
+		d := DefaultConfig()
+		c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = d.ProbeInterval, d.ProbeTimeout, d.SuspicionMult
+		c.GossipInterval, c.PushPullInterval, c.StreamTimeout = d.GossipInterval, d.PushPullInterval, d.StreamTimeout
+	}
+	seed := startNode(t, workerMeta("n0"), nil, lan)
+	nodes := []*Member{seed}
+	for i := 1; i < 5; i++ {
+		nodes = append(nodes, startNode(t, workerMeta(fmt.Sprintf("n%d", i)), []string{seed.Addr()}, lan))
+	}
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, "all joined", func() error { return seesExactly(n, "n0", "n1", "n2", "n3", "n4") })
+	}
+	crashed := time.Now()
+	nodes[4].Shutdown()
+	for i, n := range nodes[:4] {
+		waitFor(t, 60*time.Second, "crash seen", func() error { return seesExactly(n, "n0", "n1", "n2", "n3") })
+		t.Logf("n%d sees the crash after %v", i, time.Since(crashed).Round(10*time.Millisecond))
 	}
 }
