@@ -20,6 +20,7 @@ type loadgenOptions struct {
 	records  bool   // include the per-request records in the JSON
 	plots    string // directory for the PNG plots, "" for none
 	jsonFile string // also write the JSON report (with records) to this file
+	baseline string // a JSON report to compare this run with, "" for none
 }
 
 // parseLoadgen turns the loadgen flags into a config and options.
@@ -52,6 +53,7 @@ func parseLoadgen(args []string, stderr io.Writer) (loadgen.Config, loadgenOptio
 	fs.BoolVar(&opt.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&opt.records, "records", false, "with --json: include every request's record")
 	fs.StringVar(&opt.jsonFile, "json-out", "", "also write the JSON report with records to this `file`")
+	fs.StringVar(&opt.baseline, "baseline", "", "compare with the JSON report in this `file` (to stderr with --json)")
 	fs.StringVar(&opt.plots, "plots", "", "write PNG plots (latency CDF, tokens/s) into this `dir`")
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, opt, err
@@ -71,6 +73,12 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	var base *loadgen.Report
+	if opt.baseline != "" {
+		if base, err = loadgen.ReadReport(opt.baseline); err != nil {
+			return err
+		}
+	}
 	rep, err := loadgen.Run(ctx, cfg)
 	if rep == nil {
 		return err
@@ -82,6 +90,17 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	} else if werr := rep.WriteTable(stdout); werr != nil {
 		return werr
+	}
+	if base != nil {
+		w := stdout
+		if opt.json {
+			w = stderr
+		} else {
+			fmt.Fprintln(w)
+		}
+		if werr := rep.WriteComparison(w, base); werr != nil {
+			return werr
+		}
 	}
 	if opt.jsonFile != "" {
 		if werr := writeReportFile(rep, opt.jsonFile); werr != nil {

@@ -32,13 +32,13 @@ func TestLoadgenFlags(t *testing.T) {
 		{args: []string{"--url", "http://x:1", "--rate", "2.5", "--concurrency", "8", "--requests", "7",
 			"--prompts", "shared-prefix", "--groups", "3", "--prefix-words", "50", "--min-words", "2", "--max-words", "5",
 			"--max-tokens", "9", "--temperature", "0.8", "--seed", "11", "--no-stream", "--retry-429",
-			"--json", "--records", "--plots", "d", "--duration", "3s", "--timeout", "4s", "--warmup", "2", "--min-tokens", "3"},
+			"--json", "--records", "--plots", "d", "--baseline", "b.json", "--duration", "3s", "--timeout", "4s", "--warmup", "2", "--min-tokens", "3"},
 			check: func(c loadgen.Config, o loadgenOptions) bool {
 				p := c.Prompts
 				return c.Rate == 2.5 && c.Concurrency == 8 && c.Requests == 7 && p.Kind == loadgen.PromptsSharedPrefix &&
 					p.Groups == 3 && p.PrefixWords == 50 && p.MinWords == 2 && p.MaxWords == 5 && c.MaxTokens == 9 &&
 					c.Temperature == 0.8 && c.Seed == 11 && !c.Stream && c.RetryRejected && o.json && o.records &&
-					o.plots == "d" && c.Duration == 3*time.Second && c.Timeout == 4*time.Second && c.Warmup == 2 && c.MinTokens == 3
+					o.plots == "d" && c.Duration == 3*time.Second && c.Timeout == 4*time.Second && c.Warmup == 2 && c.MinTokens == 3 && o.baseline == "b.json"
 			}},
 	}
 	for _, tt := range tests {
@@ -148,6 +148,16 @@ func TestLoadgenAgainstServe(t *testing.T) {
 			var rep loadgen.Report
 			if err := json.Unmarshal(js, &rep); err != nil {
 				t.Fatalf("report: %v\n%s", err, js)
+			}
+			if tt.table { // a second, shorter run compared with the first
+				stdout.Reset()
+				again := []string{"--url", url, "--requests", "5", "--max-tokens", "8", "--baseline", jsonFile}
+				if err := runLoadgen(context.Background(), again, &stdout, &stderr); err != nil {
+					t.Fatalf("loadgen --baseline: %v\n%s", err, stderr.String())
+				}
+				if !strings.Contains(stdout.String(), "vs baseline") || !strings.Contains(stdout.String(), "TTFT p50 (ms)") {
+					t.Fatalf("no comparison in:\n%s", stdout.String())
+				}
 			}
 			checkLoadReport(t, &rep, !strings.Contains(tt.name, "not streaming"))
 			for _, f := range []string{loadgen.LatencyCDFFile, loadgen.TimelineFile} {
