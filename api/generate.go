@@ -93,9 +93,14 @@ func (s *Server) handleGenerate(k kind) http.HandlerFunc {
 		if r.Context().Err() != nil {
 			addLog(r.Context(), slog.Bool("client_gone", true))
 		}
+		finishes := make([]string, len(run.samples))
+		for i := range run.samples {
+			finishes[i] = run.samples[i].finish
+		}
 		addLog(r.Context(), slog.String("id", run.id), slog.Int("prompt_tokens", run.promptLen),
 			slog.Int("completion_tokens", run.completionTokens()), slog.Int("n", req.N),
-			slog.Bool("stream", g.stream), slog.Uint64("seed", req.Sampling.Seed))
+			slog.Bool("stream", g.stream), slog.Uint64("seed", req.Sampling.Seed),
+			slog.String("finish", strings.Join(finishes, ",")))
 	}
 }
 
@@ -289,6 +294,9 @@ func (r *run) usage() usage {
 // endError is the response to a request whose events ended without every choice
 // finishing; nil when the client has left and nothing can be sent.
 func (r *run) endError(evErr error) *apiError {
+	if evErr != nil {
+		addLog(r.req.Context(), slog.String("error", evErr.Error()))
+	}
 	switch {
 	case r.req.Context().Err() != nil:
 		return nil
