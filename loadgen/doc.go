@@ -29,8 +29,8 @@
 //     TTFT and E2E are measured from the request's first send (Record.Start), so the time
 //     spent waiting out 429 responses counts as latency; queueing behind the client's own
 //     concurrency cap is visible as Start − Scheduled and does not.
-//   - A run always stops: at most cfg.Requests requests are sent; no request is started
-//     after cfg.Duration has passed; each request, retries included, ends within
+//   - A run always stops: at most cfg.Warmup + cfg.Requests requests are sent; no
+//     measured request is started after cfg.Duration has passed; each request, retries included, ends within
 //     cfg.Timeout; cancelling ctx aborts the requests in flight.
 //   - The same Config (Seed included) yields the same prompts, the same arrival schedule
 //     and the same per-request sampling seeds (request i sends seed Seed+i).
