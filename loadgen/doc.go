@@ -8,7 +8,9 @@
 // (Poisson arrivals at cfg.Rate requests per second, optionally capped at cfg.Concurrency
 // requests in flight) or closed loop (cfg.Concurrency workers, each sending its next
 // request when the previous one ends), and returns a Report of per-request Records and
-// their Summary. The Report renders as a text table, as JSON, and as PNG plots.
+// their Summary. cfg.Warmup requests go first, one at a time, and are not recorded. The
+// Report renders as a text table, as JSON, and as PNG plots, and compares with a saved
+// report (Compare).
 //
 // Wire format. Each request is POST /v1/completions with a JSON body of model, prompt,
 // max_tokens, temperature, seed and stream (plus stream_options.include_usage when
