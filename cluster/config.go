@@ -48,8 +48,10 @@ type Config struct {
 	// Accept, if set, is asked about every other node before it enters this node's view
 	// (for example: does it serve the same model?). A non-nil error refuses the node,
 	// logged once per node at warn level with the error; a seed cluster holding a
-	// refused node makes Join fail with ErrRefused. Called from memberlist's goroutines,
-	// possibly concurrently; it must be fast and must not call the Member.
+	// refused node makes Join fail with ErrRefused. Give every node the same rule: a
+	// node without it that joins a cluster whose nodes refuse it sees them while they
+	// do not see it. Called from memberlist's goroutines, possibly concurrently; it must
+	// be fast and must not call the Member.
 	Accept func(peer Meta) error
 
 	// Logger receives this package's logs, and memberlist's own log lines at debug

@@ -43,6 +43,7 @@ type Member struct {
 	refusal error                 // a refusal seen while merging a seed's state in Join
 
 	closed   atomic.Bool // Leave or Shutdown was called
+	leaveMu  sync.Mutex  // held by Leave until memberlist has left: Shutdown waits for it
 	stopOnce sync.Once
 	stop     chan struct{} // closed when the member shuts down
 	ready    chan struct{} // closed once ml is set
@@ -233,6 +234,8 @@ func (m *Member) Leave(ctx context.Context) error {
 		return ErrClosed
 	}
 	defer m.shutdown()
+	m.leaveMu.Lock() // memberlist panics on a Leave after its Shutdown
+	defer m.leaveMu.Unlock()
 	m.sendLeaveNotices(ctx)
 	timeout := m.cfg.StreamTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -246,9 +249,12 @@ func (m *Member) Leave(ctx context.Context) error {
 }
 
 // Shutdown stops the member abruptly, as a crash would: no one is told, and the other
-// nodes declare it Dead once it stops answering probes. Idempotent.
+// nodes declare it Dead once it stops answering probes. During a Leave it waits for the
+// Leave to end. Idempotent.
 func (m *Member) Shutdown() error {
 	m.closed.Store(true)
+	m.leaveMu.Lock()
+	defer m.leaveMu.Unlock()
 	return m.shutdown()
 }
 

@@ -330,3 +330,19 @@ func TestDeadDetectionLAN(t *testing.T) {
 		t.Logf("n%d sees the crash after %v", i, time.Since(crashed).Round(10*time.Millisecond))
 	}
 }
+
+// TestShutdownDuringLeave: Shutdown racing a Leave neither panics (memberlist panics on
+// a Leave after its Shutdown) nor hangs.
+func TestShutdownDuringLeave(t *testing.T) {
+	a := startNode(t, workerMeta("a"), nil, nil)
+	b := startNode(t, workerMeta("b"), []string{a.Addr()}, nil)
+	waitFor(t, 5*time.Second, "pair", func() error { return seesExactly(b, "a", "b") })
+	done := make(chan error, 1)
+	go func() { done <- b.Leave(context.Background()) }()
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+}
