@@ -44,32 +44,15 @@ func TestE2EReference(t *testing.T) {
 		// The same, streamed, with the usage frame.
 		p := completionParams(c)
 		p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-		stream := x.client.Completions.NewStreaming(ctx, p)
-		var text strings.Builder
-		var gotFinish string
-		var gotUsage int64
-		chunks := 0
-		for stream.Next() {
-			ch := stream.Current()
-			if ch.Usage.TotalTokens > 0 {
-				gotUsage = ch.Usage.CompletionTokens
-			}
-			for _, choice := range ch.Choices {
-				text.WriteString(choice.Text)
-				if choice.FinishReason != "" {
-					gotFinish = string(choice.FinishReason)
-				}
-				chunks++
-			}
-		}
-		if err := stream.Err(); err != nil {
+		got, err := readStream(x.client.Completions.NewStreaming(ctx, p))
+		if err != nil {
 			t.Fatalf("%s streamed: %v", name, err)
 		}
-		if text.String() != want || gotFinish != finish || gotUsage != int64(tokens) {
-			t.Errorf("%s streamed:\n got %q (%s, %d tokens)\nwant %q (%s, %d tokens)", name, text.String(), gotFinish, gotUsage, want, finish, tokens)
+		if got.text[0] != want || got.finish[0] != finish || got.completionTokens != int64(tokens) {
+			t.Errorf("%s streamed:\n got %q (%s, %d tokens)\nwant %q (%s, %d tokens)", name, got.text[0], got.finish[0], got.completionTokens, want, finish, tokens)
 		}
-		if chunks < 2 {
-			t.Errorf("%s streamed in %d chunks", name, chunks)
+		if got.chunks < 2 {
+			t.Errorf("%s streamed in %d chunks", name, got.chunks)
 		}
 	}
 	waitFor(t, "all KV blocks free", x.allBlocksFree)
@@ -176,18 +159,13 @@ func TestE2ESamplesAndSeeds(t *testing.T) {
 		Model: "stories260K", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
 		MaxTokens: openai.Int(40), N: openai.Int(2), Seed: openai.Int(42), Temperature: openai.Float(1), TopP: openai.Float(0.9),
 	})
-	got := make([]strings.Builder, 2)
-	for stream.Next() {
-		for _, ch := range stream.Current().Choices {
-			got[ch.Index].WriteString(ch.Text)
-		}
-	}
-	if err := stream.Err(); err != nil {
+	got, err := readStream(stream)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range got {
-		if got[i].String() != res.Choices[i].Text {
-			t.Errorf("streamed choice %d: %q, want %q", i, got[i].String(), res.Choices[i].Text)
+	for i := range 2 {
+		if got.text[i] != res.Choices[i].Text {
+			t.Errorf("streamed choice %d: %q, want %q", i, got.text[i], res.Choices[i].Text)
 		}
 	}
 }
@@ -214,22 +192,12 @@ func TestE2EStop(t *testing.T) {
 		if got := res.Choices[0]; got.Text != want || string(got.FinishReason) != finish {
 			t.Errorf("stop %q: %q (%s), want %q (%s)", stop, got.Text, got.FinishReason, want, finish)
 		}
-		stream := x.client.Completions.NewStreaming(ctx, p)
-		var text strings.Builder
-		var gotFinish string
-		for stream.Next() {
-			for _, ch := range stream.Current().Choices {
-				text.WriteString(ch.Text)
-				if ch.FinishReason != "" {
-					gotFinish = string(ch.FinishReason)
-				}
-			}
-		}
-		if err := stream.Err(); err != nil {
+		got, err := readStream(x.client.Completions.NewStreaming(ctx, p))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if text.String() != want || gotFinish != finish {
-			t.Errorf("stop %q streamed: %q (%s), want %q (%s)", stop, text.String(), gotFinish, want, finish)
+		if got.text[0] != want || got.finish[0] != finish {
+			t.Errorf("stop %q streamed: %q (%s), want %q (%s)", stop, got.text[0], got.finish[0], want, finish)
 		}
 	}
 	// Chat with a single stop string.
@@ -266,22 +234,12 @@ func TestE2EConcurrentReference(t *testing.T) {
 	for _, c := range cases {
 		go func() {
 			want, finish, _ := c.want(x.tok)
-			stream := x.client.Completions.NewStreaming(context.Background(), completionParams(c))
-			var text strings.Builder
-			var got string
-			for stream.Next() {
-				for _, ch := range stream.Current().Choices {
-					text.WriteString(ch.Text)
-					if ch.FinishReason != "" {
-						got = string(ch.FinishReason)
-					}
-				}
-			}
+			got, err := readStream(x.client.Completions.NewStreaming(context.Background(), completionParams(c)))
 			switch {
-			case stream.Err() != nil:
-				errs <- stream.Err()
-			case text.String() != want || got != finish:
-				errs <- fmt.Errorf("%q seed %d: got %q (%s), want %q (%s)", c.Prompt, c.Seed, text.String(), got, want, finish)
+			case err != nil:
+				errs <- err
+			case got.text[0] != want || got.finish[0] != finish:
+				errs <- fmt.Errorf("%q seed %d: got %q (%s), want %q (%s)", c.Prompt, c.Seed, got.text[0], got.finish[0], want, finish)
 			default:
 				errs <- nil
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kvmesh/kvmesh/engine"
@@ -212,3 +213,29 @@ func (x *e2e) openStream(t *testing.T, ctx context.Context, body string) (*http.
 }
 
 const longStream = `{"prompt":"Once upon a time","max_tokens":252,"temperature":1,"seed":5,"stream":true}`
+
+// streamed is what a streamed completion sent: each choice's text and finish reason, the
+// usage frame's completion tokens, and the number of choice chunks.
+type streamed struct {
+	text, finish     map[int]string
+	completionTokens int64
+	chunks           int
+}
+
+func readStream(stream *ssestream.Stream[openai.Completion]) (streamed, error) {
+	got := streamed{text: map[int]string{}, finish: map[int]string{}}
+	for stream.Next() {
+		ch := stream.Current()
+		if ch.Usage.TotalTokens > 0 {
+			got.completionTokens = ch.Usage.CompletionTokens
+		}
+		for _, c := range ch.Choices {
+			got.text[int(c.Index)] += c.Text
+			if c.FinishReason != "" {
+				got.finish[int(c.Index)] = string(c.FinishReason)
+			}
+			got.chunks++
+		}
+	}
+	return got, stream.Err()
+}
