@@ -57,11 +57,12 @@
 // and must be serialised by the owner, and must not run while KV access is in progress.
 //
 // The KV access methods (Write, Scores, AccumV, ReadK, ReadV, ExportBlock, ImportBlock)
-// keep no scratch state: any number of goroutines may call them at once, as long as
-// nothing writes (Write, ImportBlock) memory that another concurrent call reads or writes:
-// Write touches one (block, slot, layer), ImportBlock a whole block. In particular the model's attention
-// may run Scores and AccumV for different heads and tokens on several goroutines after
-// the step's Writes are done.
+// keep no shared scratch state: any number of goroutines may call them at once, as long
+// as nothing writes (Write, ImportBlock) memory that another concurrent call reads or
+// writes. Write touches the rows of one (block, slot, layer) and nothing of other slots,
+// not even in packed int4 bytes; ImportBlock a whole block. In particular the model's
+// attention may run Scores and AccumV for different heads and tokens on several
+// goroutines once the step's Writes are done.
 //
 // # Numerics
 //

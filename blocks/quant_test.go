@@ -179,3 +179,41 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestConcurrentWritesOfDifferentSlots: writes of different slots of one block touch
+// disjoint memory (also for packed int4), so they may run at once; -race checks it.
+func TestConcurrentWritesOfDifferentSlots(t *testing.T) {
+	for _, d := range allDTypes {
+		c := newTestCache(t, testConfig(1, d))
+		tb := &Table{}
+		c.Append(tb, smallShape.BlockSize)
+		kvDim := smallShape.KVHeads * smallShape.HeadSize
+		rows := make([][]float32, smallShape.BlockSize)
+		for s := range rows {
+			rows[s] = randVec(rand.New(rand.NewPCG(uint64(s), 23)), kvDim, 1)
+		}
+		var wg sync.WaitGroup
+		for s := range rows {
+			wg.Go(func() {
+				for l := range smallShape.Layers {
+					c.Write(tb.Blocks[0], s, l, rows[s], rows[s])
+				}
+			})
+		}
+		wg.Wait()
+		got := make([]float32, smallShape.HeadSize)
+		for s, x := range rows {
+			for h := range smallShape.KVHeads {
+				want := x[h*smallShape.HeadSize : (h+1)*smallShape.HeadSize]
+				ma := maxAbs(want)
+				c.ReadK(got, tb.Blocks[0], s, 1, h)
+				for i := range got {
+					if math.Abs(float64(got[i]-want[i])) > elemBound(d, want[i], ma) {
+						t.Fatalf("%v slot %d head %d: %v, wrote %v", d, s, h, got, want)
+					}
+				}
+			}
+		}
+		c.Release(tb)
+	}
+}
