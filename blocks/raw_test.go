@@ -2,9 +2,13 @@ package blocks
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"flag"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -150,4 +154,44 @@ func bytesToFloats(b []byte) []float32 {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return out
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestExportGolden pins the payload bytes of every storage type (what the disk tier keeps
+// across restarts) against testdata/export_<dtype>.golden; -update rewrites them.
+func TestExportGolden(t *testing.T) {
+	for _, d := range allDTypes {
+		t.Run(d.String(), func(t *testing.T) {
+			cfg := Config{Shape: Shape{Layers: 2, KVHeads: 2, HeadSize: 4, BlockSize: 2}, DType: d, NumBlocks: 1}
+			c := newTestCache(t, cfg)
+			tb := &Table{}
+			c.Append(tb, 2)
+			for s := range 2 {
+				for l := range 2 {
+					k, v := make([]float32, 8), make([]float32, 8)
+					for i := range k {
+						k[i] = float32(s*100+l*10+i) / 7
+						v[i] = -float32(s*100+l*10+i) / 3
+					}
+					c.Write(0, s, l, k, v)
+				}
+			}
+			got := hex.Dump(c.ExportBlock(nil, 0))
+			path := filepath.Join("testdata", "export_"+d.String()+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("payload changed; the disk tier's blocks would no longer load.\ngot\n%s\nwant\n%s", got, want)
+			}
+			c.Release(tb)
+		})
+	}
 }
