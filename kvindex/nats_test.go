@@ -381,6 +381,21 @@ func TestSyncDeadNode(t *testing.T) {
 	if n := r.Nodes(); len(n) != 1 || !n[0].Resyncing {
 		t.Errorf("nodes %+v", n)
 	}
+	// A publisher that hears the request but never answers: the request times out.
+	hung := connect(t, url, ClientConfig{})
+	if _, err := hung.Subscribe(snapshotSubject(DefaultPrefix, "stories260K", "hung"), func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hung.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := r.Sync(t.Context(), []string{"hung"}); !errors.Is(err, ErrSnapshot) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Sync of a hung node: %v", err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("gave up after %v, before the timeout", d)
+	}
 }
 
 func TestServerAuth(t *testing.T) {
@@ -463,6 +478,35 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInProcess: a server without a TCP port serves in-process connections with
+// credentials.
+func TestInProcess(t *testing.T) {
+	s, url, err := StartServer(t.Context(), ServerConfig{DontListen: true, User: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if url != "" {
+		t.Errorf("url %q without a listener", url)
+	}
+	// (A wrong password is refused too, but an in-process client only notices after
+	// about 10 s; TestServerAuth checks refusal over TCP.)
+	nc, err := s.Connect(ClientConfig{User: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	l := newLeader(t, nc, "n", 1, -1)
+	l.change(t, []blocks.BlockHash{key('a')}, nil)
+	r := newSubscriber(t, nc, SubscriberConfig{})
+	if err := r.Sync(t.Context(), []string{"n"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := agrees(r, l); err != nil {
 		t.Fatal(err)
 	}
 }

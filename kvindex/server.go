@@ -19,6 +19,9 @@ type ServerConfig struct {
 	Host string
 	// Port to listen on. 0 (default) or -1 picks a free port; the URL says which.
 	Port int
+	// DontListen, when set, opens no TCP port: only Server.Connect reaches the server,
+	// within this process (a one-process cluster). The URL is then empty.
+	DontListen bool
 	// User and Password, when set (both), are required of every client. Token, when set,
 	// is required instead; setting both a user and a token is an error. Default: no
 	// authentication.
@@ -89,6 +92,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, string, error)
 		Password:      cfg.Password,
 		Authorization: cfg.Token,
 		MaxPayload:    cfg.MaxPayload,
+		DontListen:    cfg.DontListen,
 		NoSigs:        true, // the process owns its signals
 		NoLog:         cfg.Logger == nil,
 	}
@@ -111,7 +115,10 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, string, error)
 			return nil, "", fmt.Errorf("kvindex: nats server not ready after %v", cfg.ReadyTimeout)
 		}
 	}
-	s := &Server{ns: ns, url: ns.ClientURL(), stop: make(chan struct{})}
+	s := &Server{ns: ns, stop: make(chan struct{})}
+	if !cfg.DontListen {
+		s.url = ns.ClientURL()
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -122,8 +129,19 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, string, error)
 	return s, s.url, nil
 }
 
-// URL is the address clients connect to, as StartServer returned it.
+// URL is the address clients connect to, as StartServer returned it ("" with
+// DontListen).
 func (s *Server) URL() string { return s.url }
+
+// Connect opens an in-process connection to the server (no socket), as Connect does
+// over TCP; it works with and without DontListen.
+func (s *Server) Connect(cfg ClientConfig) (*nats.Conn, error) {
+	nc, err := nats.Connect("", append(cfg.options(), nats.InProcessServer(s.ns))...)
+	if err != nil {
+		return nil, fmt.Errorf("kvindex: connect in process: %w", err)
+	}
+	return nc, nil
+}
 
 // Close shuts the server down and waits until it has stopped. It may be called more
 // than once.
@@ -161,6 +179,15 @@ type ClientConfig struct {
 // for ever once connected (events lost meanwhile show up as sequence gaps and are
 // repaired by snapshots); the first dial fails if the server is not up.
 func Connect(url string, cfg ClientConfig) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, cfg.options()...)
+	if err != nil {
+		return nil, fmt.Errorf("kvindex: connect %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// options are the nats.go options for cfg, with the defaults filled in.
+func (cfg ClientConfig) options() []nats.Option {
 	if cfg.Name == "" {
 		cfg.Name = "kvmesh"
 	}
@@ -179,9 +206,5 @@ func Connect(url string, cfg ClientConfig) (*nats.Conn, error) {
 	if cfg.Token != "" {
 		opts = append(opts, nats.Token(cfg.Token))
 	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("kvindex: connect %s: %w", url, err)
-	}
-	return nc, nil
+	return opts
 }

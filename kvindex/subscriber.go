@@ -138,6 +138,13 @@ func (s *Subscriber) resync(node string) {
 	}
 	s.inflight[node] = true
 	s.wg.Add(1)
+	if len(s.lastFail) > 1024 { // forget old failures (nodes long dead)
+		for n, at := range s.lastFail {
+			if time.Since(at) >= s.cfg.RetryWait {
+				delete(s.lastFail, n)
+			}
+		}
+	}
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
