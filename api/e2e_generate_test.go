@@ -135,6 +135,19 @@ func TestE2ESamplesAndSeeds(t *testing.T) {
 	if res.Usage.CompletionTokens < 2 || res.Usage.CompletionTokens > 80 {
 		t.Errorf("usage of n = 2 with 40 tokens each: %+v", res.Usage)
 	}
+	// top_p 0 is greedy whatever the temperature.
+	greedy, _ := loadReference(t)
+	full, _, _ := greedy[0].want(x.tok)
+	topP0, err := x.client.Completions.New(ctx, openai.CompletionNewParams{
+		Model: "stories260K", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
+		MaxTokens: openai.Int(40), Temperature: openai.Float(1.5), TopP: openai.Float(0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topP0.Choices[0].Text; !strings.HasPrefix(full, got) || len(got) < 40 {
+		t.Errorf("top_p 0: %q is not the greedy story %q", got, full[:min(len(full), 200)])
+	}
 	// Seed 0 is a seed like any other; without a seed, requests (almost surely) differ.
 	if a, b := one(0), one(0); a != b {
 		t.Errorf("seed 0 twice: %q and %q", a, b)

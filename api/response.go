@@ -68,10 +68,11 @@ type chatChunk struct {
 }
 
 type modelCard struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"` // "model"
-	Created int64  `json:"created"`
-	OwnedBy string `json:"owned_by"`
+	ID          string `json:"id"`
+	Object      string `json:"object"` // "model"
+	Created     int64  `json:"created"`
+	OwnedBy     string `json:"owned_by"`
+	MaxModelLen int    `json:"max_model_len"` // the context in tokens, as vLLM reports it
 }
 
 type modelList struct {

@@ -156,7 +156,7 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) card() modelCard {
-	return modelCard{ID: s.cfg.ModelName, Object: "model", Created: s.created, OwnedBy: "kvmesh"}
+	return modelCard{ID: s.cfg.ModelName, Object: "model", Created: s.created, OwnedBy: "kvmesh", MaxModelLen: s.cfg.ContextLen}
 }
 
 func (s *Server) unknownModel(id string) *apiError {

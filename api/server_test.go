@@ -56,7 +56,7 @@ func TestEndpoints(t *testing.T) {
 	}
 	var list modelList
 	if err := json.Unmarshal(do(h, "GET", "/v1/models", "").Body.Bytes(), &list); err != nil ||
-		list.Object != "list" || len(list.Data) != 1 || list.Data[0].OwnedBy == "" {
+		list.Object != "list" || len(list.Data) != 1 || list.Data[0].OwnedBy == "" || list.Data[0].MaxModelLen != 32 {
 		t.Errorf("model list %+v, %v", list, err)
 	}
 	metrics := do(h, "GET", "/metrics", "").Body.String()
