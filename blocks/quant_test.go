@@ -59,12 +59,19 @@ func TestQuantizationBounds(t *testing.T) {
 // benchShape is the benchmark's head: 512 positions of head size 64 in 32 blocks of 16.
 var benchShape = Shape{Layers: 1, KVHeads: 1, HeadSize: 64, BlockSize: 16}
 
+// smallHead is stories260K's head size, where the cost per call matters more.
+var smallHead = Shape{Layers: 1, KVHeads: 1, HeadSize: 8, BlockSize: 16}
+
 const benchPositions = 512
 
 // filledCache returns a cache of benchShape whose one table holds benchPositions random
 // tokens.
 func filledCache(tb testing.TB, d DType) (*Cache, *Table) {
-	c, err := New(Config{Shape: benchShape, DType: d, NumBlocks: benchPositions / benchShape.BlockSize})
+	return filledCacheOf(tb, benchShape, d)
+}
+
+func filledCacheOf(tb testing.TB, sh Shape, d DType) (*Cache, *Table) {
+	c, err := New(Config{Shape: sh, DType: d, NumBlocks: benchPositions / sh.BlockSize})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -73,7 +80,7 @@ func filledCache(tb testing.TB, d DType) (*Cache, *Table) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	for pos := range benchPositions {
 		b, s := t.Slot(pos)
-		x := randVec(rng, benchShape.HeadSize, 1)
+		x := randVec(rng, sh.HeadSize, 1)
 		c.Write(b, s, 0, x, x)
 	}
 	return c, t
@@ -148,22 +155,24 @@ func TestConcurrentReads(t *testing.T) {
 }
 
 func BenchmarkAttend(b *testing.B) {
-	for _, d := range allDTypes {
-		b.Run(d.String(), func(b *testing.B) {
-			c, tb := filledCache(b, d)
-			rng := rand.New(rand.NewPCG(17, 18))
-			q := randVec(rng, benchShape.HeadSize, 1)
-			att := make([]float32, benchPositions)
-			out := make([]float32, benchShape.HeadSize)
-			b.ReportAllocs()
-			cpu := processCPU()
-			for b.Loop() {
-				attend(c, tb, q, att, out)
-			}
-			cpu = processCPU() - cpu
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchPositions, "ns/position")
-			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/benchPositions, "cpu-ns/position")
-		})
+	for _, sh := range []Shape{benchShape, smallHead} {
+		for _, d := range allDTypes {
+			b.Run(fmt.Sprintf("hs%d/%v", sh.HeadSize, d), func(b *testing.B) {
+				c, tb := filledCacheOf(b, sh, d)
+				rng := rand.New(rand.NewPCG(17, 18))
+				q := randVec(rng, sh.HeadSize, 1)
+				att := make([]float32, benchPositions)
+				out := make([]float32, sh.HeadSize)
+				b.ReportAllocs()
+				cpu := processCPU()
+				for b.Loop() {
+					attend(c, tb, q, att, out)
+				}
+				cpu = processCPU() - cpu
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchPositions, "ns/position")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/benchPositions, "cpu-ns/position")
+			})
+		}
 	}
 }
 
