@@ -171,3 +171,65 @@ func TestValueUnderWrongKey(t *testing.T) {
 		t.Errorf("original: %v", err)
 	}
 }
+
+// A plain value directly in the blocks bucket (never written by this
+// layout) is a corrupt entry: Open drops it, and a Put under its key works.
+func TestStrayValue(t *testing.T) {
+	ctx := context.Background()
+	cfg, _ := testConfig(t)
+	writeFile(t, cfg, 3)
+	stray := testKey(1)
+	boltFile(t, cfg.Path, func(tx *bolt.Tx) error {
+		b := tx.Bucket(blocksBucket)
+		if err := b.DeleteBucket(stray[:]); err != nil {
+			return err
+		}
+		return b.Put(stray[:], encodeTest(stray, testMeta(1), []byte("plain")))
+	})
+	s := openTest(t, cfg)
+	if st := s.Stats(); st.Entries != 2 || st.Corrupt != 1 {
+		t.Errorf("after Open: %+v, want 2 entries, 1 corrupt", st)
+	}
+	if _, _, err := s.Get(ctx, stray, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("stray entry: %v, want dropped", err)
+	}
+	if err := s.Put(ctx, stray, testMeta(1), []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := s.Get(ctx, stray, nil); err != nil || string(p) != "again" {
+		t.Errorf("Get after Put: %q %v", p, err)
+	}
+}
+
+// A stray value that appears while the store is open: Get reports it
+// corrupt and removes it; Put and Delete handle the key too.
+func TestStrayValueWhileOpen(t *testing.T) {
+	ctx := context.Background()
+	cfg, _ := testConfig(t)
+	s := openTest(t, cfg)
+	put := func(k Key) {
+		t.Helper()
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(blocksBucket).Put(k[:], encodeTest(k, Meta{}, []byte("plain")))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.entries.Add(1)
+		s.bytes.Add(int64(valueSize(&Meta{}, 5)))
+	}
+	put(testKey(1))
+	if _, _, err := s.Get(ctx, testKey(1), nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of a stray value: %v, want ErrCorrupt", err)
+	}
+	put(testKey(2))
+	if err := s.Put(ctx, testKey(2), Meta{}, []byte("entry")); err != nil {
+		t.Fatalf("Put over a stray value: %v", err)
+	}
+	put(testKey(3))
+	if err := s.Delete(ctx, testKey(3)); err != nil {
+		t.Fatalf("Delete of a stray value: %v", err)
+	}
+	if st := s.Stats(); st.Entries != 1 || st.Corrupt != 1 {
+		t.Errorf("Stats %+v, want 1 entry, 1 corrupt", st)
+	}
+}

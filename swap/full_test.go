@@ -225,3 +225,52 @@ func TestCorruptFileFillsVolume(t *testing.T) {
 		t.Errorf("set-aside copy still there: %v", m)
 	}
 }
+
+// DeleteBatch on a disk too full for its transaction splits it, down to one
+// key per transaction, and a key that cannot be deleted even alone does not
+// keep the others from being deleted (failpoint at the write boundary).
+func TestDeleteBatchSplitsOnFullDisk(t *testing.T) {
+	ctx := context.Background()
+	enospc := &os.PathError{Op: "write", Path: "swap.db", Err: syscall.ENOSPC}
+	tests := []struct {
+		name     string
+		fail     func(i int, k Key) error
+		wantErr  bool
+		wantLeft int
+	}{
+		{"only single-key transactions fit", func(i int, k Key) error {
+			if i > 0 {
+				return enospc
+			}
+			return nil
+		}, false, 0},
+		{"one key never fits", func(i int, k Key) error {
+			if i > 0 || k == testKey(5) {
+				return enospc
+			}
+			return nil
+		}, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := testConfig(t)
+			s := openTest(t, cfg)
+			var keys []Key
+			for i := range 9 {
+				keys = append(keys, testKey(i))
+				if err := s.Put(ctx, testKey(i), testMeta(i), []byte("payload")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.hooks.beforeDelete = tt.fail
+			err := s.DeleteBatch(ctx, keys)
+			s.hooks.beforeDelete = nil
+			if (err != nil) != tt.wantErr || err != nil && !errors.Is(err, ErrFull) {
+				t.Fatalf("DeleteBatch: %v, want error %v (ErrFull)", err, tt.wantErr)
+			}
+			if n := s.Stats().Entries; n != int64(tt.wantLeft) {
+				t.Errorf("%d entries left, want %d", n, tt.wantLeft)
+			}
+		})
+	}
+}

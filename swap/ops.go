@@ -270,6 +270,11 @@ func (s *Store) deleteLocked(keys []Key, onlyCorrupt bool) error {
 			if !ok || onlyCorrupt && !stray && !s.isCorrupt(k, v) {
 				continue
 			}
+			if h := s.hooks.beforeDelete; h != nil {
+				if err := h(int(n), k); err != nil {
+					return err
+				}
+			}
 			freed += int64(len(v))
 			n++
 			if err := deleteEntry(b, k[:]); err != nil {

@@ -59,6 +59,9 @@ type hooks struct {
 	// change v in place (after the checksum was computed) or return an
 	// error, which aborts the write transaction as a disk error would.
 	beforeWrite func(k Key, v []byte) error
+	// beforeDelete sees the i-th key a write transaction deletes; an error
+	// aborts the transaction as a disk error would.
+	beforeDelete func(i int, k Key) error
 }
 
 // Stats is a snapshot of a Store's counters.

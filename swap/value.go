@@ -171,12 +171,3 @@ func decodeValue(k *Key, v []byte, tokens []int32) (Meta, []byte, error) {
 	}
 	return m, p, nil
 }
-
-// payloadLen returns the payload length recorded in a value's header,
-// without checking it; 0 if v is too short.
-func payloadLen(v []byte) int64 {
-	if len(v) < headerSize {
-		return 0
-	}
-	return int64(binary.LittleEndian.Uint32(v[4:8]))
-}
