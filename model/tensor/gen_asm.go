@@ -26,30 +26,32 @@ type isa struct {
 	maxR    int    // weight rows per tile
 	maxC    int    // tokens per fp32 tile
 	maxQ8C  int    // tokens per Q8 tile
+	q8R     int    // weight rows per Q8 tile of more than one token
 	t0, t1  int    // two temporaries for reductions and the AVX2 tail mask (t1)
 }
 
 var (
 	avx512 = isa{name: "AVX512", v: "Z", h: "Y", q: "X", bytes: 64, lanes: 16, regs: 30,
-		zero: "VPXORD", maxR: 4, maxC: 6, maxQ8C: 3, t0: 30, t1: 31}
+		zero: "VPXORD", maxR: 4, maxC: 6, maxQ8C: 6, q8R: 2, t0: 30, t1: 31}
 	avx2 = isa{name: "AVX2", v: "Y", h: "X", q: "X", bytes: 32, lanes: 8, regs: 14,
-		zero: "VXORPS", maxR: 4, maxC: 2, maxQ8C: 1, t0: 14, t1: 15}
+		zero: "VXORPS", maxR: 4, maxC: 2, maxQ8C: 1, q8R: 4, t0: 14, t1: 15}
 )
 
-// General-purpose registers. f32 tiles: weight rows, token rows, AX = byte offset, CX =
-// loop counter, BX/DX scratch. Q8 tiles additionally keep one scale pointer per row and
-// take every register; the third token register is the prefetch pointer when unused.
+// General-purpose registers of the f32 tiles: weight rows, token rows, AX = byte offset,
+// CX = loop counter, BX/DX scratch. (Q8 tiles hand theirs out in q8.)
 var (
-	wRegs   = []string{"SI", "DI", "R8", "R9"}
-	xRegs   = []string{"R10", "R11", "R12", "R13", "R14", "R15"}
-	q8XRegs = []string{"R10", "R11", "R12"}
-	q8SRegs = []string{"R13", "R14", "R15", "BX"}
+	wRegs = []string{"SI", "DI", "R8", "R9"}
+	xRegs = []string{"R10", "R11", "R12", "R13", "R14", "R15"}
 )
 
 const (
 	idx = "AX"
 	cnt = "CX"
 )
+
+// hasQ8 reports whether the Q8 tile r x c is generated: one token for every row count
+// (the matvec), more tokens only for q8R rows (each tile needs 2rc accumulators).
+func (in isa) hasQ8(r, c int) bool { return c == 1 || r <= in.q8R }
 
 type gen struct {
 	b   bytes.Buffer
@@ -354,32 +356,46 @@ func (g *gen) q8(r, c int) {
 	name := fmt.Sprintf("tileQ8R%dC%d%s", r, c, in.name)
 	fmt.Fprintf(&g.b, "\n// func %s(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)\n", name)
 	fmt.Fprintf(&g.b, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
-	g.p("MOVQ w+0(FP), %s", wRegs[0])
+	// AX, CX and DX are the offset and the two loop counters; the rest are handed out
+	// in order: weight rows, token rows, scale rows, then the prefetch pointer.
+	free := []string{"SI", "DI", "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15", "BX"}
+	take := func(n int) []string {
+		if n > len(free) {
+			log.Fatalf("%s q8 tile %dx%d needs too many general registers", in.name, r, c)
+		}
+		regs := free[:n]
+		free = free[n:]
+		return regs
+	}
+	wr, xr, sr := take(r), take(c), take(r)
+	g.p("MOVQ w+0(FP), %s", wr[0])
 	g.p("MOVQ ldw+8(FP), DX")
 	for i := 1; i < r; i++ {
-		g.p("LEAQ (%s)(DX*1), %s", wRegs[i-1], wRegs[i])
+		g.p("LEAQ (%s)(DX*1), %s", wr[i-1], wr[i])
 	}
-	g.p("MOVQ x+16(FP), %s", q8XRegs[0])
+	g.p("MOVQ x+16(FP), %s", xr[0])
 	g.p("MOVQ ldx+24(FP), DX")
 	g.p("SHLQ $2, DX")
 	for j := 1; j < c; j++ {
-		g.p("LEAQ (%s)(DX*1), %s", q8XRegs[j-1], q8XRegs[j])
+		g.p("LEAQ (%s)(DX*1), %s", xr[j-1], xr[j])
 	}
-	g.p("MOVQ s+64(FP), %s", q8SRegs[0])
+	g.p("MOVQ s+64(FP), %s", sr[0])
 	g.p("MOVQ lds+72(FP), DX")
 	g.p("SHLQ $2, DX")
 	for i := 1; i < r; i++ {
-		g.p("LEAQ (%s)(DX*1), %s", q8SRegs[i-1], q8SRegs[i])
+		g.p("LEAQ (%s)(DX*1), %s", sr[i-1], sr[i])
 	}
-	// Q8 rows are consumed slowly enough that the hardware prefetcher falls behind; with a
-	// spare register, prefetch the next block of r rows (contiguous, ldw = k) linearly at
-	// the rate this block is consumed.
-	pf := c < len(q8XRegs)
-	if pf {
+	// A Q8 matvec consumes its rows slowly enough that the hardware prefetcher falls
+	// behind (4 GB/s on the 32000x768 classifier); prefetch the next block of r rows
+	// (contiguous, ldw = k) linearly at the rate this block is consumed. Batched tiles
+	// reuse the block for every token and do not need it.
+	pf := ""
+	if c == 1 {
+		pf = take(1)[0]
 		g.p("MOVQ ldw+8(FP), DX")
-		g.p("MOVQ %s, %s", wRegs[0], q8XRegs[2])
+		g.p("MOVQ %s, %s", wr[0], pf)
 		for i := 0; i < r; i++ {
-			g.p("ADDQ DX, %s", q8XRegs[2])
+			g.p("ADDQ DX, %s", pf)
 		}
 	}
 	for a := 0; a < nacc; a++ {
@@ -396,16 +412,16 @@ func (g *gen) q8(r, c int) {
 	g.p("MOVQ gs+40(FP), %s", cnt)
 	g.p("SHRQ $%d, %s", log2(in.lanes), cnt)
 	g.label(name + "_chunk")
-	if pf {
-		g.p("PREFETCHT0 (%s)", q8XRegs[2])
-		g.p("ADDQ $%d, %s", in.lanes*r, q8XRegs[2])
+	if pf != "" {
+		g.p("PREFETCHT0 (%s)", pf)
+		g.p("ADDQ $%d, %s", in.lanes*r, pf)
 	}
 	for i := 0; i < r; i++ {
-		g.p("VPMOVSXBD (%s)(%s*1), %s", wRegs[i], idx, g.V(wz(i)))
+		g.p("VPMOVSXBD (%s)(%s*1), %s", wr[i], idx, g.V(wz(i)))
 		g.p("VCVTDQ2PS %s, %s", g.V(wz(i)), g.V(wz(i)))
 	}
 	for j := 0; j < c; j++ {
-		g.p("VMOVUPS (%s)(%s*4), %s", q8XRegs[j], idx, g.V(xz))
+		g.p("VMOVUPS (%s)(%s*4), %s", xr[j], idx, g.V(xz))
 		for i := 0; i < r; i++ {
 			g.p("VFMADD231PS %s, %s, %s", g.V(wz(i)), g.V(xz), g.V(grp(i, j)))
 		}
@@ -414,8 +430,8 @@ func (g *gen) q8(r, c int) {
 	g.p("DECQ %s", cnt)
 	g.p("JNZ %s_chunk", name)
 	for i := 0; i < r; i++ {
-		g.p("VBROADCASTSS (%s), %s", q8SRegs[i], g.V(wz(i)))
-		g.p("ADDQ $4, %s", q8SRegs[i])
+		g.p("VBROADCASTSS (%s), %s", sr[i], g.V(wz(i)))
+		g.p("ADDQ $4, %s", sr[i])
 		for j := 0; j < c; j++ {
 			g.p("VFMADD231PS %s, %s, %s", g.V(grp(i, j)), g.V(wz(i)), g.V(acc(0, i, j)))
 		}
@@ -503,7 +519,9 @@ func main() {
 				g.f32(r, c)
 			}
 			for c := 1; c <= in.maxQ8C; c++ {
-				g.q8(r, c)
+				if in.hasQ8(r, c) {
+					g.q8(r, c)
+				}
 			}
 		}
 		g.axpy()
@@ -530,31 +548,36 @@ func decls() []byte {
 				fmt.Fprintf(&b, "\n//go:noescape\nfunc tileF32R%dC%d%s(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)\n", r, c, in.name)
 			}
 			for c := 1; c <= in.maxQ8C; c++ {
+				if !in.hasQ8(r, c) {
+					continue
+				}
 				fmt.Fprintf(&b, "\n//go:noescape\nfunc tileQ8R%dC%d%s(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)\n", r, c, in.name)
 			}
 		}
 	}
-	table := func(kind, isaName string, maxR, maxC int) string {
+	table := func(kind, isaName string, maxR, maxC int, has func(r, c int) bool) string {
 		var t strings.Builder
 		for r := 1; r <= maxR; r++ {
 			fmt.Fprintf(&t, "\t\t%d: {", r)
+			sep := ""
 			for c := 1; c <= maxC; c++ {
-				if c > 1 {
-					t.WriteString(", ")
+				if has(r, c) {
+					fmt.Fprintf(&t, "%s%d: tile%sR%dC%d%s", sep, c, kind, r, c, isaName)
+					sep = ", "
 				}
-				fmt.Fprintf(&t, "%d: tile%sR%dC%d%s", c, kind, r, c, isaName)
 			}
 			t.WriteString("},\n")
 		}
 		return t.String()
 	}
+	all := func(r, c int) bool { return true }
 	for _, in := range []isa{avx512, avx2} {
 		fmt.Fprintf(&b, "\n// kernels%s holds the %s kernels.\n", in.name, in.name)
-		fmt.Fprintf(&b, "var kernels%s = kernelSet{\n\tname: %q, lanes: %d, maxR: %d, maxC: %d, maxQ8C: %d,\n",
-			in.name, in.name, in.lanes, in.maxR, in.maxC, in.maxQ8C)
+		fmt.Fprintf(&b, "var kernels%s = kernelSet{\n\tname: %q, lanes: %d, maxR: %d, maxC: %d, maxQ8C: %d, q8R: %d,\n",
+			in.name, in.name, in.lanes, in.maxR, in.maxC, in.maxQ8C, in.q8R)
 		fmt.Fprintf(&b, "\taxpy: axpy%s,\n", in.name)
-		fmt.Fprintf(&b, "\tf32: [maxTileR + 1][maxTileC + 1]tileFunc{\n%s\t},\n", table("F32", in.name, in.maxR, in.maxC))
-		fmt.Fprintf(&b, "\tq8: [maxTileR + 1][maxQ8TileC + 1]tileQ8Func{\n%s\t},\n}\n", table("Q8", in.name, in.maxR, in.maxQ8C))
+		fmt.Fprintf(&b, "\tf32: [maxTileR + 1][maxTileC + 1]tileFunc{\n%s\t},\n", table("F32", in.name, in.maxR, in.maxC, all))
+		fmt.Fprintf(&b, "\tq8: [maxTileR + 1][maxQ8TileC + 1]tileQ8Func{\n%s\t},\n}\n", table("Q8", in.name, in.maxR, in.maxQ8C, in.hasQ8))
 	}
 	out, err := format.Source(b.Bytes())
 	if err != nil {

@@ -20,6 +20,7 @@ type kernelSet struct {
 	name               string
 	lanes              int // float32 lanes per vector; Q8 groups must be a multiple
 	maxR, maxC, maxQ8C int // tile limits: weight rows, tokens (fp32), tokens (Q8)
+	q8R                int // weight rows of a Q8 tile of more than one token
 	axpy               func(alpha float32, x *float32, y *float32, n int)
 	f32                [maxTileR + 1][maxTileC + 1]tileFunc
 	q8                 [maxTileR + 1][maxQ8TileC + 1]tileQ8Func
@@ -113,9 +114,12 @@ func matmulQ8Tiles(out, x []float32, w Matrix, t, lo, hi int) {
 	}
 	k, n := w.Cols, w.Rows
 	groups := k / gs
-	tt := splitTokens(t, ks.maxQ8C)
-	for i := lo; i < hi; i += ks.maxR {
-		r := min(ks.maxR, hi-i)
+	rows, tt := ks.maxR, splitTokens(t, ks.maxQ8C)
+	if t > 1 {
+		rows = ks.q8R
+	}
+	for i := lo; i < hi; i += rows {
+		r := min(rows, hi-i)
 		wp, sp := &w.Q8[i*k], &w.Scales[i*groups]
 		for tile, j := 0, 0; j < t; tile++ {
 			c := tt.width(tile)

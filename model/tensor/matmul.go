@@ -4,11 +4,12 @@ import "fmt"
 
 // Tile sizes of the blocked kernels: a tile keeps maxTileR x maxTileC accumulators
 // (24 of the 32 ZMM registers) and reads maxTileR weight rows once per tile of tokens.
-// Q8 tiles keep a second set of accumulators per group, so they take fewer tokens.
+// Q8 tiles keep a second set of accumulators per group, so batched Q8 tiles take fewer
+// weight rows (kernelSet.q8R).
 const (
 	maxTileR   = 4
 	maxTileC   = 6
-	maxQ8TileC = 3
+	maxQ8TileC = 6
 )
 
 // tokenSplit cuts t tokens into the fewest tiles of at most maxC, spread evenly: 32

@@ -38,6 +38,15 @@ func tileQ8R1C2AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int,
 func tileQ8R1C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
+func tileQ8R1C4AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
+func tileQ8R1C5AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
+func tileQ8R1C6AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
 func tileF32R2C1AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
@@ -65,6 +74,15 @@ func tileQ8R2C2AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int,
 func tileQ8R2C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
+func tileQ8R2C4AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
+func tileQ8R2C5AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
+func tileQ8R2C6AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
+
+//go:noescape
 func tileF32R3C1AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
@@ -86,12 +104,6 @@ func tileF32R3C6AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *flo
 func tileQ8R3C1AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
-func tileQ8R3C2AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
-
-//go:noescape
-func tileQ8R3C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
-
-//go:noescape
 func tileF32R4C1AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *float32, ldo int)
 
 //go:noescape
@@ -111,12 +123,6 @@ func tileF32R4C6AVX512(w *float32, ldw int, x *float32, ldx int, k int, out *flo
 
 //go:noescape
 func tileQ8R4C1AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
-
-//go:noescape
-func tileQ8R4C2AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
-
-//go:noescape
-func tileQ8R4C3AVX512(w *int8, ldw int, x *float32, ldx int, groups int, gs int, out *float32, ldo int, s *float32, lds int)
 
 //go:noescape
 func axpyAVX2(alpha float32, x *float32, y *float32, n int)
@@ -162,7 +168,7 @@ func tileQ8R4C1AVX2(w *int8, ldw int, x *float32, ldx int, groups int, gs int, o
 
 // kernelsAVX512 holds the AVX512 kernels.
 var kernelsAVX512 = kernelSet{
-	name: "AVX512", lanes: 16, maxR: 4, maxC: 6, maxQ8C: 3,
+	name: "AVX512", lanes: 16, maxR: 4, maxC: 6, maxQ8C: 6, q8R: 2,
 	axpy: axpyAVX512,
 	f32: [maxTileR + 1][maxTileC + 1]tileFunc{
 		1: {1: tileF32R1C1AVX512, 2: tileF32R1C2AVX512, 3: tileF32R1C3AVX512, 4: tileF32R1C4AVX512, 5: tileF32R1C5AVX512, 6: tileF32R1C6AVX512},
@@ -171,16 +177,16 @@ var kernelsAVX512 = kernelSet{
 		4: {1: tileF32R4C1AVX512, 2: tileF32R4C2AVX512, 3: tileF32R4C3AVX512, 4: tileF32R4C4AVX512, 5: tileF32R4C5AVX512, 6: tileF32R4C6AVX512},
 	},
 	q8: [maxTileR + 1][maxQ8TileC + 1]tileQ8Func{
-		1: {1: tileQ8R1C1AVX512, 2: tileQ8R1C2AVX512, 3: tileQ8R1C3AVX512},
-		2: {1: tileQ8R2C1AVX512, 2: tileQ8R2C2AVX512, 3: tileQ8R2C3AVX512},
-		3: {1: tileQ8R3C1AVX512, 2: tileQ8R3C2AVX512, 3: tileQ8R3C3AVX512},
-		4: {1: tileQ8R4C1AVX512, 2: tileQ8R4C2AVX512, 3: tileQ8R4C3AVX512},
+		1: {1: tileQ8R1C1AVX512, 2: tileQ8R1C2AVX512, 3: tileQ8R1C3AVX512, 4: tileQ8R1C4AVX512, 5: tileQ8R1C5AVX512, 6: tileQ8R1C6AVX512},
+		2: {1: tileQ8R2C1AVX512, 2: tileQ8R2C2AVX512, 3: tileQ8R2C3AVX512, 4: tileQ8R2C4AVX512, 5: tileQ8R2C5AVX512, 6: tileQ8R2C6AVX512},
+		3: {1: tileQ8R3C1AVX512},
+		4: {1: tileQ8R4C1AVX512},
 	},
 }
 
 // kernelsAVX2 holds the AVX2 kernels.
 var kernelsAVX2 = kernelSet{
-	name: "AVX2", lanes: 8, maxR: 4, maxC: 2, maxQ8C: 1,
+	name: "AVX2", lanes: 8, maxR: 4, maxC: 2, maxQ8C: 1, q8R: 4,
 	axpy: axpyAVX2,
 	f32: [maxTileR + 1][maxTileC + 1]tileFunc{
 		1: {1: tileF32R1C1AVX2, 2: tileF32R1C2AVX2},
