@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -171,6 +172,62 @@ func TestLeaveMessage(t *testing.T) {
 	for _, bad := range [][]byte{nil, {msgLeave}, {msgLeave, 0}, {msgLeave, 9, 'a'}, {msgLeaveAck, 1, 'a'}, b[:2]} {
 		if _, _, ok := decodeLeave(bad); ok {
 			t.Errorf("decoded %q", bad)
+		}
+	}
+}
+
+// TestViewAgainstModel applies random memberlist callbacks to the view and to a naive
+// model (the alive incarnations, the newest per ID current) and checks after every step
+// that a consumer folding the view's events holds exactly the model's nodes.
+func TestViewAgainstModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(42, 1))
+	v := newView()
+	alive := map[string]Meta{}  // the model: memberlist name -> Meta
+	folded := map[string]Meta{} // what a subscriber holds
+	fold := func(evs ...Event) {
+		for _, ev := range evs {
+			switch ev.Kind {
+			case KindJoin, KindUpdate, KindRestart:
+				folded[ev.Meta.ID] = ev.Meta
+			case KindLeave, KindDead:
+				delete(folded, ev.Meta.ID)
+			}
+		}
+	}
+	for step := range 5000 {
+		m := Meta{ID: fmt.Sprintf("n%d", r.IntN(3)), Incarnation: uint64(1 + r.IntN(3)),
+			QueueDepth: r.IntN(100), Role: RoleWorker, State: StateReady}
+		name := nodeName(m)
+		_, isAlive := alive[name]
+		switch op := r.IntN(3); {
+		case op == 0 && !isAlive:
+			alive[name] = m
+			if ev, ok := v.join(name, m); ok {
+				fold(ev)
+			}
+		case op == 1 && isAlive:
+			alive[name] = m
+			if ev, ok := v.update(name, m); ok {
+				fold(ev)
+			}
+		case op == 2 && isAlive:
+			delete(alive, name)
+			fold(v.remove(name, []Kind{KindLeave, KindDead}[r.IntN(2)])...)
+		default:
+			continue
+		}
+		checkView(t, v)
+		want := map[string]Meta{}
+		for _, a := range alive {
+			if cur, ok := want[a.ID]; !ok || a.Incarnation > cur.Incarnation {
+				want[a.ID] = a
+			}
+		}
+		if !maps.Equal(folded, want) {
+			t.Fatalf("step %d: folded events %v, model %v", step, folded, want)
+		}
+		if got := v.members(); len(got) != len(want) {
+			t.Fatalf("step %d: members %v, model %v", step, got, want)
 		}
 	}
 }
