@@ -106,9 +106,9 @@ func accumF16Go(tab *[1 << 16]float32, out, w []float32, v []uint16, stride int)
 	}
 }
 
-// The Int8 kernels sum over the integers and apply each row's scale once: Scores
-// multiplies the integer dot product by sc[j] (scoresI8); AccumV folds sc[j] into the
-// weight (accumI8).
+// The Int8 and Int4 kernels sum over the integers and apply each row's scale once: Scores
+// multiplies the integer dot product by sc[j] (scaleScores); AccumV folds sc[j] into the
+// weight (scaleWeights).
 
 // sumsI8Go sets out[j] = Σ_i q[i]·k[i·bs+j], the unscaled scores.
 func sumsI8Go(out, q []float32, k []int8, bs int) {
@@ -133,25 +133,29 @@ func sumsI8Go(out, q []float32, k []int8, bs int) {
 	}
 }
 
-func scoresI8(out, q []float32, k []int8, bs int, sc []float32) {
-	sumsI8(out, q, k, bs)
+// scaleScores multiplies each unscaled int score by its row's scale.
+func scaleScores(out, sc []float32) {
 	for j, s := range sc[:len(out)] {
 		out[j] *= s
 	}
 }
 
-// accumI8 folds the scales into the weights, up to 64 positions at a time (on the stack),
-// and accumulates with them.
+// accumI8 accumulates with the weights times the scales, 64 positions at a time.
 func accumI8(out, w []float32, v []int8, sc []float32) {
-	hs := len(out)
-	var ws [64]float32 // weights times scales of positions j0 .. j0+63
-	for j0 := 0; j0 < len(w); j0 += len(ws) {
-		m := min(len(ws), len(w)-j0)
-		for j := range m {
-			ws[j] = w[j0+j] * sc[j0+j]
-		}
-		accumI8W(out, ws[:m], v[j0*hs:], hs)
+	var buf [64]float32
+	for j0 := 0; j0 < len(w); j0 += len(buf) {
+		accumI8W(out, scaleWeights(&buf, w, sc, j0), v[j0*len(out):], len(out))
 	}
+}
+
+// scaleWeights fills buf with w[j]·sc[j] for the up to 64 positions from j0 and returns
+// the filled part: the int kernels' weights, on the caller's stack.
+func scaleWeights(buf *[64]float32, w, sc []float32, j0 int) []float32 {
+	ws := buf[:min(len(buf), len(w)-j0)]
+	for j := range ws {
+		ws[j] = w[j0+j] * sc[j0+j]
+	}
+	return ws
 }
 
 // accumI8WGo does out[i] += Σ_j ws[j]·v[j·stride+i], ws already scaled.
@@ -216,24 +220,12 @@ func sumsI4Go(out, q []float32, k []byte, bs int) {
 	}
 }
 
-func scoresI4(out, q []float32, k []byte, bs int, sc []float32) {
-	sumsI4(out, q, k, bs)
-	for j, s := range sc[:len(out)] {
-		out[j] *= s
-	}
-}
-
-// accumI4 folds the scales into the weights, up to 64 positions at a time, and
-// accumulates with them.
+// accumI4 accumulates with the weights times the scales, 64 positions at a time.
 func accumI4(out, w []float32, v []byte, sc []float32) {
 	h2 := len(out) / 2
-	var ws [64]float32 // weights times scales of positions j0 .. j0+63
-	for j0 := 0; j0 < len(w); j0 += len(ws) {
-		m := min(len(ws), len(w)-j0)
-		for j := range m {
-			ws[j] = w[j0+j] * sc[j0+j]
-		}
-		accumI4W(out, ws[:m], v[j0*h2:], h2)
+	var buf [64]float32
+	for j0 := 0; j0 < len(w); j0 += len(buf) {
+		accumI4W(out, scaleWeights(&buf, w, sc, j0), v[j0*h2:], h2)
 	}
 }
 

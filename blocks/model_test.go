@@ -158,17 +158,22 @@ func TestCacheAgainstNaiveModel(t *testing.T) {
 						t.Errorf("no %q in the run", op)
 					}
 				}
-				for len(r.m.seqs) > 0 {
-					r.release(0)
-				}
-				if err := r.compare(); err != nil {
-					t.Fatalf("after releasing all: %v", err)
-				}
-				if r.c.NumFree() != r.c.NumBlocks() {
-					t.Fatalf("%d of %d blocks free after every sequence ended", r.c.NumFree(), r.c.NumBlocks())
-				}
+				r.finish()
 			})
 		}
+	}
+}
+
+// finish releases every sequence, compares once more and checks that the pool is whole.
+func (r *modelRun) finish() {
+	for len(r.m.seqs) > 0 {
+		r.release(0)
+	}
+	if err := r.compare(); err != nil {
+		r.t.Fatalf("after releasing all: %v", err)
+	}
+	if r.c.NumFree() != r.c.NumBlocks() {
+		r.t.Fatalf("%d of %d blocks free after every sequence ended", r.c.NumFree(), r.c.NumBlocks())
 	}
 }
 
@@ -502,14 +507,6 @@ func FuzzCacheOps(f *testing.F) {
 				t.Fatalf("op %d (%s): %v", i, op, err)
 			}
 		}
-		for len(r.m.seqs) > 0 {
-			r.release(0)
-		}
-		if err := r.compare(); err != nil {
-			t.Fatalf("after releasing all: %v", err)
-		}
-		if r.c.NumFree() != r.c.NumBlocks() {
-			t.Fatalf("%d of %d blocks free after every sequence ended", r.c.NumFree(), r.c.NumBlocks())
-		}
+		r.finish()
 	})
 }

@@ -175,9 +175,11 @@ func (st *storage) scores(out, q []float32, block, layer, head, n int) {
 	case FP16:
 		scoresF16(st.half, out, q, st.f16[t*st.tile:(t+1)*st.tile], bs)
 	case Int8:
-		scoresI8(out, q, st.i8[t*st.tile:(t+1)*st.tile], bs, st.scale[t*bs:(t+1)*bs])
+		sumsI8(out, q, st.i8[t*st.tile:(t+1)*st.tile], bs)
+		scaleScores(out, st.scale[t*bs:(t+1)*bs])
 	case Int4:
-		scoresI4(out, q, st.i4[t*st.tile/2:(t+1)*st.tile/2], bs, st.scale[t*bs:(t+1)*bs])
+		sumsI4(out, q, st.i4[t*st.tile/2:(t+1)*st.tile/2], bs)
+		scaleScores(out, st.scale[t*bs:(t+1)*bs])
 	}
 }
 
