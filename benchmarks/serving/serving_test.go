@@ -159,11 +159,14 @@ func TestWaste(t *testing.T) {
 }
 
 func TestStatic(t *testing.T) {
-	res, err := Static(context.Background(), loadModel(t), StaticConfig{Mix: smallMix(), Batch: 4})
+	res, err := Static(context.Background(), loadModel(t), StaticConfig{Mix: smallMix(), Batch: 4, Repeat: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", res)
+	if len(res.EngineSeconds) != 2 || len(res.StaticSeconds) != 2 || res.Engine.Seconds != slices.Min(res.EngineSeconds) {
+		t.Errorf("two repetitions: engine %v (best %v), static %v", res.EngineSeconds, res.Engine.Seconds, res.StaticSeconds)
+	}
 	if res.OutputsDiffer != 0 {
 		t.Errorf("%d requests generated other tokens under static batching than in the engine", res.OutputsDiffer)
 	}

@@ -29,6 +29,7 @@ type serveReport struct {
 	Date      string         `json:"date"`
 	CPU       string         `json:"cpu"`
 	Threads   int            `json:"threads"`
+	Repeat    int            `json:"repeat"`
 	Quick     bool           `json:"quick"`
 	LoadStart string         `json:"load_average_start,omitempty"`
 	LoadEnd   string         `json:"load_average_end,omitempty"`
@@ -70,8 +71,15 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 	bigPreset := fs.String("big-preset", "llama2c-42m", "synthetic preset with a context of at least 1024 for ttft and swap")
 	cacheDir := fs.String("cache-dir", filepath.Join(os.TempDir(), "kvmesh-bench"), "`dir` for synthetic checkpoints (shared with kvmesh bench)")
 	threads := fs.Int("threads", 0, "kernel threads (0: one per core)")
+	repeat := fs.Int("repeat", 0, "runs of each side of static and swap, alternating; the fastest counts (0: 2, or 1 with --quick)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *repeat <= 0 {
+		*repeat = 2
+		if *quick {
+			*repeat = 1
+		}
 	}
 	want := map[string]bool{}
 	for _, name := range strings.Split(*only, ",") {
@@ -89,6 +97,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 		CPU:       fmt.Sprintf("%s/%s, %d cores", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		Threads:   *threads,
 		Quick:     *quick,
+		Repeat:    *repeat,
 		LoadStart: loadAverage(),
 	}
 	if rep.Threads == 0 {
@@ -149,7 +158,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 				return err
 			}
 			fmt.Fprintf(stderr, "servebench: static batching against the engine on %s\n", name)
-			res, err := serving.Static(ctx, m, serving.StaticConfig{Mix: r.mix, Threads: *threads})
+			res, err := serving.Static(ctx, m, serving.StaticConfig{Mix: r.mix, Threads: *threads, Repeat: *repeat})
 			if err != nil {
 				return err
 			}
@@ -177,7 +186,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		cfg := serving.SwapConfig{Threads: *threads}
+		cfg := serving.SwapConfig{Threads: *threads, Repeat: *repeat}
 		if *quick {
 			cfg.Groups, cfg.PrefixTokens, cfg.PerVisit, cfg.Rounds, cfg.MaxTokens = 4, 256, 2, 2, 8
 		}
@@ -269,7 +278,7 @@ func verdict(pass bool) string {
 }
 
 func printServebench(w io.Writer, rep serveReport) {
-	fmt.Fprintf(w, "kvmesh servebench %s, %s, %d threads, load average %s at start, %s at end", rep.Date, rep.CPU, rep.Threads, rep.LoadStart, rep.LoadEnd)
+	fmt.Fprintf(w, "kvmesh servebench %s, %s, %d threads, fastest of %d runs, load average %s at start, %s at end", rep.Date, rep.CPU, rep.Threads, rep.Repeat, rep.LoadStart, rep.LoadEnd)
 	if rep.Quick {
 		fmt.Fprint(w, " (--quick: small workloads, not the targets' conditions)")
 	}
@@ -294,7 +303,9 @@ func printServebench(w io.Writer, rep serveReport) {
 			fmt.Fprintf(tw, "measurement\tengine\tstatic (baseline)\tengine/static\ttarget\tverdict\t\n")
 			fmt.Fprintf(tw, "requests/s\t%.2f\t%.2f\t%.2fx\t>= %.0fx\t%s\t\n", r.Engine.RequestsS, r.Static.RequestsS, r.Ratio, r.Target, verdict(r.Pass))
 			fmt.Fprintf(tw, "generated tokens/s\t%.1f\t%.1f\t%.2fx\t\t\t\n", r.Engine.TokensS, r.Static.TokensS, r.TokensRatio)
-			fmt.Fprintf(tw, "seconds\t%.2f\t%.2f\t\t\t\t\n", r.Engine.Seconds, r.Static.Seconds)
+			fmt.Fprintf(tw, "sequences per step\t%.1f\t%.1f\t\t\t\t\n", r.EngineBatch, r.StaticBatch)
+			fmt.Fprintf(tw, "preemptions\t%d\t\t\t\t\t\n", r.Preemptions)
+			fmt.Fprintf(tw, "seconds (fastest of %d)\t%.2f\t%.2f\t\t\t\t\n", len(r.EngineSeconds), r.Engine.Seconds, r.Static.Seconds)
 		})
 	}
 	if r := rep.TTFT; r != nil {
