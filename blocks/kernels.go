@@ -241,22 +241,27 @@ func accumI4WGo(lo, hi, ws []float32, v []byte, stride int) {
 	}
 }
 
-// scaleFor is the symmetric scale that maps the largest magnitude of src to qmax.
-// src must be finite.
+// scaleFor is the symmetric scale that maps the largest magnitude of src to qmax. src
+// must be finite. The magnitudes are compared as integers: for non-negative floats the bit
+// patterns order like the values, and an integer max has no NaN case to branch on.
 func scaleFor(src []float32, qmax float32) float32 {
-	var m float32
+	var m uint32
 	for _, x := range src {
-		m = max(m, abs32(x))
+		m = max(m, math.Float32bits(x)&^(1<<31))
 	}
-	return m / qmax
+	return math.Float32frombits(m) / qmax
 }
 
 // quantizer maps x to round(x/scale) clamped to ±qmax, 0 for every x when scale is 0. It
 // works in float64 (x·(1/scale) is within 2^-52 of x/scale), so the only error that
-// matters is the rounding to an integer: |q·scale - x| ≤ scale/2.
-type quantizer struct{ inv, qmax float64 }
+// matters is the rounding to an integer: |q·scale - x| ≤ scale/2. The clamp is in integers
+// (branch-free); for finite x up to scale·qmax it never bites.
+type quantizer struct {
+	inv  float64
+	qmax int32
+}
 
-func newQuantizer(scale float32, qmax float64) quantizer {
+func newQuantizer(scale float32, qmax int32) quantizer {
 	if scale == 0 {
 		return quantizer{0, qmax}
 	}
@@ -264,7 +269,5 @@ func newQuantizer(scale float32, qmax float64) quantizer {
 }
 
 func (z quantizer) q(x float32) int8 {
-	return int8(max(-z.qmax, min(z.qmax, math.RoundToEven(float64(x)*z.inv))))
+	return int8(max(-z.qmax, min(z.qmax, int32(math.RoundToEven(float64(x)*z.inv)))))
 }
-
-func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }

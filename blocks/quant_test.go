@@ -182,9 +182,12 @@ func BenchmarkWrite(b *testing.B) {
 			c, tb := filledCache(b, d)
 			x := randVec(rand.New(rand.NewPCG(19, 20)), benchShape.HeadSize, 1)
 			b.ReportAllocs()
+			cpu := processCPU()
 			for b.Loop() {
 				c.Write(tb.Blocks[1], 3, 0, x, x)
 			}
+			cpu = processCPU() - cpu
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
