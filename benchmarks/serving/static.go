@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/engine"
@@ -70,6 +69,8 @@ type StaticResult struct {
 	StaticSeconds []float64 `json:"static_seconds"`
 	// Ratio is the engine's requests/s over static batching's.
 	Ratio float64 `json:"ratio"`
+	// CPURatio is the engine's requests per CPU-second over static batching's.
+	CPURatio float64 `json:"cpu_ratio"`
 	// TokensRatio is the engine's generated tokens/s over static batching's.
 	TokensRatio float64 `json:"tokens_ratio"`
 	// EngineBatch and StaticBatch are the mean sequences per forward step (the engine's
@@ -103,12 +104,12 @@ func Static(ctx context.Context, m *model.Model, cfg StaticConfig) (StaticResult
 	var static staticRun
 	var engineTokens [][]int
 	for range cfg.Repeat {
-		start := time.Now()
+		c := startClock()
 		sr, err := staticBatching(ctx, m, reqs, cfg.Batch, numBlocks, bs, cfg.Threads)
 		if err != nil {
 			return res, err
 		}
-		r := newRate(len(reqs), countTokens(sr.tokens), time.Since(start))
+		r := c.rate(len(reqs), countTokens(sr.tokens))
 		res.StaticSeconds = append(res.StaticSeconds, r.Seconds)
 		if res.Static.Seconds == 0 || r.Seconds < res.Static.Seconds {
 			res.Static, static = r, sr
@@ -138,6 +139,9 @@ func Static(ctx context.Context, m *model.Model, cfg StaticConfig) (StaticResult
 		res.Ratio = res.Engine.RequestsS / res.Static.RequestsS
 		res.TokensRatio = res.Engine.TokensS / res.Static.TokensS
 	}
+	if res.Static.RequestsCPU > 0 {
+		res.CPURatio = res.Engine.RequestsCPU / res.Static.RequestsCPU
+	}
 	res.Pass = res.Ratio >= StaticTarget
 	return res, nil
 }
@@ -149,9 +153,9 @@ func engineRun(ctx context.Context, m *model.Model, reqs []engine.Request, bs, n
 	if err != nil {
 		return Rate{}, nil, engine.Stats{}, fmt.Errorf("serving: static: %w", err)
 	}
-	start := time.Now()
+	c := startClock()
 	outs, err := run(ctx, e, reqs)
-	d := time.Since(start)
+	r := c.rate(len(reqs), generated(outs))
 	var st engine.Stats
 	if err == nil {
 		st, err = settle(ctx, e)
@@ -166,7 +170,7 @@ func engineRun(ctx context.Context, m *model.Model, reqs []engine.Request, bs, n
 	for i, o := range outs {
 		toks[i] = o.tokens
 	}
-	return newRate(len(reqs), generated(outs), d), toks, st, nil
+	return r, toks, st, nil
 }
 
 func countTokens(toks [][]int) int {

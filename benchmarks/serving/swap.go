@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/model"
@@ -160,9 +159,11 @@ type SwapResult struct {
 	// Recompute's and Eager's over Full's.
 	Ratio          float64 `json:"ratio"`
 	RecomputeRatio float64 `json:"recompute_ratio"`
-	EagerRatio     float64 `json:"eager_ratio"`
-	Target         float64 `json:"target"`
-	Pass           bool    `json:"pass"`
+	// CPURatio is Tier's requests per CPU-second over Full's.
+	CPURatio   float64 `json:"cpu_ratio"`
+	EagerRatio float64 `json:"eager_ratio"`
+	Target     float64 `json:"target"`
+	Pass       bool    `json:"pass"`
 }
 
 // Swap visits Groups prefixes round-robin, PerVisit requests per visit (a visit waits for
@@ -220,6 +221,9 @@ func Swap(ctx context.Context, m *model.Model, cfg SwapConfig) (SwapResult, erro
 		res.RecomputeRatio = res.Recompute.Rate.RequestsS / full
 		res.EagerRatio = res.Eager.Rate.RequestsS / full
 	}
+	if full := res.Full.Rate.RequestsCPU; full > 0 {
+		res.CPURatio = res.Tier.Rate.RequestsCPU / full
+	}
 	res.Pass = res.Ratio >= SwapTarget
 	return res, nil
 }
@@ -256,14 +260,14 @@ func swapRun(ctx context.Context, m *model.Model, ecfg engine.Config, cfg SwapCo
 	}
 	defer shutdown(e)
 	var before engine.Stats
-	var start time.Time
+	var c clock
 	requests, tokens := 0, 0
 	for i, v := range visits {
 		if i == cfg.Groups {
 			if before, err = settle(ctx, e); err != nil {
 				return SwapRun{}, err
 			}
-			start = time.Now()
+			c = startClock()
 		}
 		outs, err := run(ctx, e, v)
 		if err != nil {
@@ -274,13 +278,13 @@ func swapRun(ctx context.Context, m *model.Model, ecfg engine.Config, cfg SwapCo
 			tokens += generated(outs)
 		}
 	}
-	d := time.Since(start)
+	rate := c.rate(requests, tokens)
 	after, err := settle(ctx, e)
 	if err != nil {
 		return SwapRun{}, err
 	}
 	out := SwapRun{
-		Rate:         newRate(requests, tokens, d),
+		Rate:         rate,
 		SwapOutBytes: after.SwapBytesOut - before.SwapBytesOut,
 		SwapInBytes:  after.SwapBytesIn - before.SwapBytesIn,
 		Preemptions:  after.Preemptions - before.Preemptions,

@@ -303,6 +303,7 @@ func printServebench(w io.Writer, rep serveReport) {
 			fmt.Fprintf(tw, "measurement\tengine\tstatic (baseline)\tengine/static\ttarget\tverdict\t\n")
 			fmt.Fprintf(tw, "requests/s\t%.2f\t%.2f\t%.2fx\t>= %.0fx\t%s\t\n", r.Engine.RequestsS, r.Static.RequestsS, r.Ratio, r.Target, verdict(r.Pass))
 			fmt.Fprintf(tw, "generated tokens/s\t%.1f\t%.1f\t%.2fx\t\t\t\n", r.Engine.TokensS, r.Static.TokensS, r.TokensRatio)
+			fmt.Fprintf(tw, "requests per CPU-second\t%.2f\t%.2f\t%.2fx\t\t\t\n", r.Engine.RequestsCPU, r.Static.RequestsCPU, r.CPURatio)
 			fmt.Fprintf(tw, "sequences per step\t%.1f\t%.1f\t\t\t\t\n", r.EngineBatch, r.StaticBatch)
 			fmt.Fprintf(tw, "preemptions\t%d\t\t\t\t\t\n", r.Preemptions)
 			fmt.Fprintf(tw, "seconds (fastest of %d)\t%.2f\t%.2f\t\t\t\t\n", len(r.EngineSeconds), r.Engine.Seconds, r.Static.Seconds)
@@ -319,14 +320,14 @@ func printServebench(w io.Writer, rep serveReport) {
 	if r := rep.Swap; r != nil {
 		table(fmt.Sprintf("4. throughput with the disk tier (%s, %d groups of %d-token prefixes revisited round-robin; working set %d blocks)",
 			r.Model, r.Groups, r.PrefixTokens, r.WorkingSetBlocks), func(tw *tabwriter.Writer) {
-			fmt.Fprintf(tw, "run\tKV blocks\trequests/s\ttokens/s\tvs full memory\tswapped out\tswapped in\tprefix hits\ttarget\tverdict\t\n")
+			fmt.Fprintf(tw, "run\tKV blocks\trequests/s\ttokens/s\tvs full memory\trequests/CPU-s\tswapped out\tswapped in\tprefix hits\ttarget\tverdict\t\n")
 			row := func(s serving.SwapRun, ratio float64, target string) {
 				name := s.Name
 				if s.SwapHigh > 0 {
 					name = fmt.Sprintf("%s (%.2g/%.2g)", name, s.SwapHigh, s.SwapLow)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.1f\t%.2fx\t%s\t%s\t%.1f%%\t%s\t\n", name, s.Blocks, s.Rate.RequestsS, s.Rate.TokensS, ratio,
-					byteSize(s.SwapOutBytes), byteSize(s.SwapInBytes), 100*s.PrefixHitRate, target)
+				fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.1f\t%.2fx\t%.2f\t%s\t%s\t%.1f%%\t%s\t\n", name, s.Blocks, s.Rate.RequestsS, s.Rate.TokensS, ratio,
+					s.Rate.RequestsCPU, byteSize(s.SwapOutBytes), byteSize(s.SwapInBytes), 100*s.PrefixHitRate, target)
 			}
 			row(r.Full, 1, "\t")
 			row(r.Tier, r.Ratio, fmt.Sprintf(">= %.1fx\t%s", r.Target, verdict(r.Pass)))
