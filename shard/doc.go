@@ -1,0 +1,74 @@
+// Package shard places a model's layers on workers: which worker holds which layer range,
+// in which pipeline, and which pipelines can serve. It is a pure planner: no IO, no
+// goroutines, no clock. The node feeds it the membership view and gossips the answer.
+//
+// # Use
+//
+//	plan, errs := shard.Build(model, workers)        // the view: live workers, any order
+//	r, pipeline, err := plan.Assign(model, me, minKV) // where a new worker goes
+//	err = shard.Check(model, plan, me)                // an explicit --layers range
+//	serving := plan.Serving(model, nil)               // complete pipelines of ready workers
+//
+// A Worker comes from a cluster.Meta: Range = &Range{First, Last} once the node has one
+// (Last > First), Pipeline = Meta.Pipeline, Ready = (State == ready), and MemoryBytes
+// what the node offers. A Worker whose MemoryBytes is 0 (unknown) is never chosen for a
+// range-less place by another node's Assign, so a view without memory figures places
+// each waiting worker on its own as it asks.
+//
+// # Ranges
+//
+// A Range is half-open, [First, Last), as in cluster.Meta; on the command line it is
+// "first:last" like a Go slice expression ("0:4" is layers 0-3; ParseRange). A pipeline
+// is complete when its stages cover layers 0 to Layers-1 contiguously, without overlap,
+// and every stage's worker is ready (Pipeline.Complete); only complete pipelines serve.
+//
+// # Invariants
+//
+//   - In a Plan from Build, every pipeline's stages are disjoint, valid, inside the model
+//     and sorted by first layer; pipelines are sorted by ID; no worker appears twice.
+//   - Build is a function of the set of workers, not their order: every node that sees
+//     the same view builds the same plan. Of overlapping workers in one pipeline, the
+//     ready one, else the one with the smaller ID, is kept; the other is reported
+//     (ErrOverlap, naming both workers and ranges) and left out, and should Assign again.
+//   - Assign never returns a range that overlaps a stage of its pipeline in the plan it
+//     was asked on, or that Check refuses.
+//
+// # Where a new worker goes (Assign)
+//
+// Assign places every Waiting worker of the view together with the asking one, in a fixed
+// order, and reports the asking worker's place; workers that start at the same time and
+// see the same view so choose disjoint ranges without talking to each other. If views
+// differ, two workers may still choose overlapping ranges; Build then keeps one and the
+// other asks again.
+//
+//  1. Workers with an explicit range, by ID: each joins the pipeline whose gap holds its
+//     range (gaps in the order of step 2), else starts a new pipeline.
+//  2. Workers without a range, largest memory first (then by ID), fill the gaps of
+//     incomplete pipelines: the layers a dead worker left, or the missing tail of a
+//     pipeline still forming. Gaps are filled largest first, then by pipeline ID, then by
+//     first layer. Each gap takes the shortest run of waiting workers that can cover it.
+//  3. Then workers still waiting start new pipelines ("p0", "p1", ...: the first free
+//     name), each covering layers 0 to Layers-1 with the shortest run of waiting workers
+//     that can, or, when too few are waiting, as many layers as they hold (the pipeline
+//     then waits for more workers, whose gap it becomes).
+//
+// A worker can hold n layers from layer f when Model.Bytes([f, f+n), minKVTokens), the n
+// layers' weights, the KV of minKVTokens tokens in each, the embedding if f is 0 and the
+// classifier if the range ends at the last layer, fits its MemoryBytes. A worker that
+// cannot hold even one layer where one is needed gets ErrNoFit.
+//
+// # Balancing
+//
+// The workers that cover a gap split it in proportion to the memory each offers, less the
+// embedding on the stage holding layer 0 and the classifier on the stage holding the last
+// layer, rounded to whole layers, each at least one and at most what it can hold. Equal
+// memory left per layer means every stage has room for about the same number of tokens of
+// KV, so no stage limits the pipeline's cache much sooner than the others. One worker
+// that can hold the whole model forms a pipeline of its own: a replica is better than a
+// split. Ranges of placed workers never move; a pipeline started by one worker is
+// balanced only as far as the workers waiting with it allowed.
+//
+// Whether a worker serves the same model (checkpoint and tokenizer identity) is not
+// checked here: the cluster refuses a node of another model before it enters the view
+// (cluster.Config.Accept).
+package shard
