@@ -25,6 +25,12 @@ type Config struct {
 	// for tests and debugging. Default false, or true when the environment has
 	// KVMESH_VERIFY=1, so any package's tests can turn it on without code changes.
 	Verify bool
+	// Mirror makes a cache that only stores K/V at block ids another cache allocates: a
+	// later stage of a pipeline holds the K/V of its own layers at the block ids the
+	// leader's scheduler chose. Its tables come from View; Write and ImportBlock skip the
+	// reference checks (the leader made them), and Append, Fork, Release and the prefix
+	// cache are not used. Default false.
+	Mirror bool
 }
 
 // verifyEnv is KVMESH_VERIFY=1, read once.

@@ -11,7 +11,7 @@ import "fmt"
 // be in the prefix cache: writing a shared or cached block would change another sequence's
 // K/V, so it panics.
 func (c *Cache) Write(block, slot, layer int, k, v []float32) {
-	if c.pool.ref[block] != 1 || c.pool.hashed[block] {
+	if !c.cfg.Mirror && (c.pool.ref[block] != 1 || c.pool.hashed[block]) {
 		panic(fmt.Sprintf("blocks: write to block %d with %d references (hashed %v)", block, c.pool.ref[block], c.pool.hashed[block]))
 	}
 	c.kv.put(block, 0, slot, layer, k)
