@@ -45,12 +45,14 @@
 //     range (gaps in the order of step 2), else starts a new pipeline.
 //  2. Workers without a range, largest memory first (then by ID), fill the gaps of
 //     incomplete pipelines: the layers a dead worker left, or the missing tail of a
-//     pipeline still forming. Gaps are filled largest first, then by pipeline ID, then by
-//     first layer. Each gap takes the shortest run of waiting workers that can cover it.
+//     pipeline still forming. The pipeline missing the fewest layers goes first (it is
+//     the closest to serving: one that lost a worker before one still forming), then the
+//     largest gap, then by pipeline ID and first layer. Each gap takes the shortest run
+//     of waiting workers that can cover it.
 //  3. Then workers still waiting start new pipelines ("p0", "p1", ...: the first free
 //     name), each covering layers 0 to Layers-1 with the shortest run of waiting workers
-//     that can, or, when too few are waiting, as many layers as they hold (the pipeline
-//     then waits for more workers, whose gap it becomes).
+//     that can; when too few are waiting, they take their share as below and the rest
+//     stays a gap for the workers to come.
 //
 // A worker can hold n layers from layer f when Model.Bytes([f, f+n), minKVTokens), the n
 // layers' weights, the KV of minKVTokens tokens in each, the embedding if f is 0 and the
@@ -63,10 +65,13 @@
 // embedding on the stage holding layer 0 and the classifier on the stage holding the last
 // layer, rounded to whole layers, each at least one and at most what it can hold. Equal
 // memory left per layer means every stage has room for about the same number of tokens of
-// KV, so no stage limits the pipeline's cache much sooner than the others. One worker
-// that can hold the whole model forms a pipeline of its own: a replica is better than a
-// split. Ranges of placed workers never move; a pipeline started by one worker is
-// balanced only as far as the workers waiting with it allowed.
+// KV, so no stage limits the pipeline's cache much sooner than the others. When the
+// waiting workers cannot cover a gap, the split counts the missing workers as copies of
+// the smallest waiting one: a pipeline formed one worker at a time by workers of equal
+// memory is balanced (two of room for 8 of 12 layers take 6 each, not 8 and 4); unequal
+// ones arriving apart may need a stage more than if they had started together. One
+// worker that can hold the whole model forms a pipeline of its own: a replica is better
+// than a split. Ranges of placed workers never move.
 //
 // Whether a worker serves the same model (checkpoint and tokenizer identity) is not
 // checked here: the cluster refuses a node of another model before it enters the view

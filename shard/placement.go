@@ -131,17 +131,21 @@ type gap struct {
 	Range
 }
 
-// gaps returns the gaps of all pipelines in the order Assign fills them: largest first,
-// then by pipeline ID, then by first layer.
+// gaps returns the gaps of all pipelines in the order Assign fills them: the pipeline
+// missing the fewest layers first (the one closest to serving: one that lost a worker
+// before one still forming), then the largest gap, then by pipeline ID and first layer.
 func (p *Plan) gaps(m Model) []gap {
 	var gs []gap
+	missing := map[string]int{}
 	for _, pl := range p.Pipelines {
 		for _, r := range pl.Gaps(m) {
 			gs = append(gs, gap{pl.ID, r})
+			missing[pl.ID] += r.Len()
 		}
 	}
 	slices.SortFunc(gs, func(a, b gap) int {
-		return cmp.Or(cmp.Compare(b.Len(), a.Len()), cmp.Compare(a.pipeline, b.pipeline), cmp.Compare(a.First, b.First))
+		return cmp.Or(cmp.Compare(missing[a.pipeline], missing[b.pipeline]), cmp.Compare(b.Len(), a.Len()),
+			cmp.Compare(a.pipeline, b.pipeline), cmp.Compare(a.First, b.First))
 	})
 	return gs
 }
@@ -170,11 +174,11 @@ func (p *Plan) newID() string {
 // fill places a group of workers from *pool (sorted, largest memory first) into gap g of
 // pipeline id, adds their stages to p and removes them from *pool. The group is the
 // shortest run of the pool, in order, that covers g with each member holding as many
-// layers as it can (members that can hold nothing at their place are skipped); it then
-// splits g in proportion to the memory each member has left beside the embedding and
-// classifier. If the whole pool cannot cover g, every member holds as many layers as it
-// can and the rest of g stays missing. fill reports the range of the worker named want
-// if it is in the group.
+// layers as it can (members that can hold nothing at their place are skipped); g is
+// split in proportion to the memory each member has left beside the embedding and
+// classifier (share). If the whole pool cannot cover g, the split assumes that workers
+// like the group's smallest will come for the rest, which stays missing. fill reports
+// the range of the worker named want if it is in the group.
 func (p *Plan) fill(m Model, id string, g Range, pool *[]Worker, kvTokens int, want string) (Range, bool) {
 	var group []Worker
 	rest := (*pool)[:0:0]
@@ -190,12 +194,25 @@ func (p *Plan) fill(m Model, id string, g Range, pool *[]Worker, kvTokens int, w
 		rest = append(rest, x)
 	}
 	*pool = rest
+	if len(group) == 0 {
+		return Range{}, false
+	}
+	workers := len(group)
+	for like := group[workers-1]; pos < g.Last && len(group) < workers+g.Len(); {
+		n := m.fitFrom(like.MemoryBytes, pos, g.Last, kvTokens)
+		if n == 0 {
+			break
+		}
+		like.ID = "" // not a worker: room kept for one to come
+		group = append(group, like)
+		pos += n
+	}
 	covers := pos >= g.Last
 
 	var got Range
 	var found bool
 	start := g.First
-	for j, x := range group {
+	for j, x := range group[:workers] {
 		hi := m.fitFrom(x.MemoryBytes, start, g.Last, kvTokens)
 		n := hi
 		if covers {
