@@ -355,3 +355,61 @@ func firstDiff(a, b []int) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestStagesEqualWholeModel splits the model into pipeline stages, each with a mirror
+// cache of its own layers at the leader's block ids, and checks that the logits of a
+// prefill and of decode steps are bit-identical to the whole model's.
+func TestStagesEqualWholeModel(t *testing.T) {
+	m := loadModel(t)
+	greedy, _ := loadReference(t)
+	c := greedy[0]
+	seq := append(append([]int(nil), c.PromptIDs...), c.GeneratedIDs[:40]...)
+	whole := NewRunner(m, RunnerConfig{})
+	defer whole.Close()
+	leaderCache := newCache(t, m, 16, blocks.FP32)
+	tb := &blocks.Table{}
+	defer leaderCache.Release(tb)
+
+	splits := [][2]int{{0, 2}, {2, 3}, {3, 5}}
+	stages := make([]*Runner, len(splits))
+	caches := make([]*blocks.Cache, len(splits))
+	for i, sp := range splits {
+		stages[i] = NewRunner(m, RunnerConfig{First: sp[0], Last: sp[1]})
+		defer stages[i].Close()
+		cfg := blocks.DefaultConfig()
+		cfg.Shape = m.KVShape(16)
+		cfg.Shape.Layers = sp[1] - sp[0]
+		cfg.NumBlocks, cfg.Mirror = leaderCache.NumBlocks(), true
+		var err error
+		if caches[i], err = blocks.New(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Prefill the first 20 tokens, then decode one at a time.
+	for start, n := 0, 20; start < len(seq); start, n = start+n, 1 {
+		feed := seq[start : start+n]
+		if !leaderCache.Append(tb, n) {
+			t.Fatal("out of blocks")
+		}
+		want, err := whole.Forward([]Seq{{Table: tb, Tokens: feed, AllLogits: true}}, leaderCache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var x []float32
+		for i, st := range stages {
+			view := caches[i].View(tb.Blocks, tb.Len)
+			if x, err = st.Stage([]Seq{{Table: view, Tokens: feed, AllLogits: true}}, caches[i], x); err != nil {
+				t.Fatal(err)
+			}
+			x = append([]float32(nil), x...) // the next stage gets a copy, as over the network
+		}
+		for j := range want {
+			if want[j] != x[j] {
+				t.Fatalf("tokens %d..%d: logit %d is %v in stages, %v whole", start, start+n, j, x[j], want[j])
+			}
+		}
+	}
+	if _, err := stages[1].Forward([]Seq{{Table: tb, Tokens: seq[:1]}}, caches[1]); err == nil {
+		t.Error("Forward on a middle stage succeeded")
+	}
+}

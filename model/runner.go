@@ -35,14 +35,18 @@ type RunnerConfig struct {
 	// Pool runs the kernels. Default: a new pool with one worker per core, closed by
 	// Runner.Close.
 	Pool *tensor.Pool
+	// First and Last are the layers the Runner runs, [First, Last): a stage of a pipeline.
+	// Default: all of them (Last 0 means the model's layer count).
+	First, Last int
 }
 
 // Runner holds the scratch buffers of forward passes. It is not safe for concurrent use.
 type Runner struct {
-	m        *Model
-	pool     *tensor.Pool
-	ownsPool bool
-	max      int // MaxTokens
+	m           *Model
+	pool        *tensor.Pool
+	ownsPool    bool
+	max         int // MaxTokens
+	first, last int // layer range [first, last)
 
 	// The current batch, flattened: token i belongs to batch[seq[i]] at position pos[i].
 	batch []Seq
@@ -51,7 +55,7 @@ type Runner struct {
 	pos   []int // (max) position of each token in its sequence
 	tok   []int // (max) token id of each token
 	out   []int // (<= max) the tokens that get logits, in order
-	layer int   // the layer attention runs on, for attendRange
+	layer int   // the cache layer attention runs on, for attendRange
 	cache *blocks.Cache
 
 	x      []float32 // (max, dim) residual stream
@@ -69,16 +73,25 @@ type Runner struct {
 	attendRange func(lo, hi int)
 }
 
-// NewRunner allocates a Runner's buffers for m.
+// NewRunner allocates a Runner's buffers for m. It panics on a layer range outside the
+// model (a programmer error: ranges are validated where they are configured).
 func NewRunner(m *Model, cfg RunnerConfig) *Runner {
 	if cfg.MaxTokens <= 0 {
 		cfg.MaxTokens = 512
 	}
 	c := m.Config
+	if cfg.Last == 0 {
+		cfg.Last = c.Layers
+	}
+	if cfg.First < 0 || cfg.First >= cfg.Last || cfg.Last > c.Layers {
+		panic(fmt.Sprintf("model: layer range [%d, %d) outside a model of %d layers", cfg.First, cfg.Last, c.Layers))
+	}
 	r := &Runner{
-		m:    m,
-		pool: cfg.Pool,
-		max:  cfg.MaxTokens,
+		m:     m,
+		pool:  cfg.Pool,
+		max:   cfg.MaxTokens,
+		first: cfg.First,
+		last:  cfg.Last,
 		seq:  make([]int, cfg.MaxTokens),
 		pos:  make([]int, cfg.MaxTokens),
 		tok:  make([]int, cfg.MaxTokens),
@@ -117,23 +130,55 @@ func (r *Runner) Model() *Model { return r.m }
 // MaxTokens is the most tokens one Forward may carry.
 func (r *Runner) MaxTokens() int { return r.max }
 
-// Forward runs one step over batch, writing every new token's K and V into cache, and
-// returns the logits: (rows, vocab) with, in batch order, LogitRows() rows per sequence.
-// The returned slice is valid until the next call.
+// Forward runs one step of the whole model over batch, writing every new token's K and V
+// into cache, and returns the logits: (rows, vocab) with, in batch order, LogitRows() rows
+// per sequence. The Runner must hold every layer. The returned slice is valid until the
+// next call.
 func (r *Runner) Forward(batch []Seq, cache *blocks.Cache) ([]float32, error) {
+	if r.first != 0 || r.last != r.m.Config.Layers {
+		return nil, fmt.Errorf("%w: Forward on a runner of layers [%d, %d): use Stage", ErrBatch, r.first, r.last)
+	}
+	return r.Stage(batch, cache, nil)
+}
+
+// Layers is the Runner's layer range [first, last).
+func (r *Runner) Layers() (first, last int) { return r.first, r.last }
+
+// Stage runs the Runner's layers over batch, writing the new tokens' K and V of those
+// layers into cache (whose Shape.Layers is last-first; cache layer i is model layer
+// first+i). The first stage embeds the tokens and takes in == nil; a later stage takes in,
+// the hidden states (tokens, dim) the previous stage returned. The last stage returns the
+// logits, as Forward does; any other stage returns the hidden states (tokens, dim) for the
+// next one. The returned slice is valid until the next call.
+func (r *Runner) Stage(batch []Seq, cache *blocks.Cache, in []float32) ([]float32, error) {
 	if err := r.load(batch); err != nil {
 		return nil, err
 	}
 	c := r.m.Config
 	dim := c.Dim
-	for i, tok := range r.tok[:r.n] {
-		copy(r.x[i*dim:(i+1)*dim], r.m.ck.Embedding[tok*dim:(tok+1)*dim])
+	if got := cache.Config().Layers; got != r.last-r.first {
+		return nil, fmt.Errorf("%w: cache of %d layers for a runner of layers [%d, %d)", ErrBatch, got, r.first, r.last)
+	}
+	switch {
+	case r.first == 0 && in != nil:
+		return nil, fmt.Errorf("%w: the first stage embeds tokens and takes no hidden states", ErrBatch)
+	case r.first > 0 && len(in) != r.n*dim:
+		return nil, fmt.Errorf("%w: %d hidden values for %d tokens of width %d", ErrBatch, len(in), r.n, dim)
+	case r.first == 0:
+		for i, tok := range r.tok[:r.n] {
+			copy(r.x[i*dim:(i+1)*dim], r.m.ck.Embedding[tok*dim:(tok+1)*dim])
+		}
+	default:
+		copy(r.x[:r.n*dim], in)
 	}
 	r.cache = cache
-	for l := range c.Layers {
+	for l := r.first; l < r.last; l++ {
 		r.layerForward(l, cache)
 	}
 	r.cache = nil
+	if r.last < c.Layers {
+		return r.x[:r.n*dim], nil
+	}
 	return r.head(), nil
 }
 
@@ -187,10 +232,10 @@ func (r *Runner) layerForward(l int, cache *blocks.Cache) {
 		r.rope(r.q[i*dim:(i+1)*dim], r.pos[i])
 		r.rope(r.k[i*kvDim:(i+1)*kvDim], r.pos[i])
 		block, slot := r.batch[r.seq[i]].Table.Slot(r.pos[i])
-		cache.Write(block, slot, l, r.k[i*kvDim:(i+1)*kvDim], r.v[i*kvDim:(i+1)*kvDim])
+		cache.Write(block, slot, l-r.first, r.k[i*kvDim:(i+1)*kvDim], r.v[i*kvDim:(i+1)*kvDim])
 	}
 
-	r.layer = l
+	r.layer = l - r.first
 	r.pool.For(n*c.Heads, r.attendRange)
 
 	r.pool.MatMul(r.xb2[:n*dim], r.xb[:n*dim], w.Wo, n)
