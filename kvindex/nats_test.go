@@ -532,3 +532,73 @@ func TestServerContext(t *testing.T) {
 		return nil
 	})
 }
+
+// TestConcurrentChurn: leaders publish concurrently, lose messages now and then and
+// restart, while routers start, sync and drop nodes; once the leaders stop, every router
+// converges on every leader's cache. Snapshots here race with Publish for real.
+func TestConcurrentChurn(t *testing.T) {
+	url := startServer(t, ServerConfig{})
+	const nLeaders = 3
+	leaders := make([]*fakeLeader, nLeaders)
+	conns := make([]*nats.Conn, nLeaders)
+	nodes := make([]string, nLeaders)
+	for i := range leaders {
+		conns[i] = connect(t, url, ClientConfig{})
+		nodes[i] = fmt.Sprintf("leader-%d", i)
+		leaders[i] = newLeader(t, conns[i], nodes[i], 1, 20*time.Millisecond)
+	}
+	r1 := newSubscriber(t, connect(t, url, ClientConfig{}), SubscriberConfig{RetryWait: 10 * time.Millisecond, Logger: quiet})
+	var mu sync.Mutex // protects leaders[i] replacement
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range nLeaders {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 77))
+			for step := range 150 {
+				mu.Lock()
+				l := leaders[i]
+				mu.Unlock()
+				switch r := rng.IntN(100); {
+				case r < 5:
+					l.loseNext()
+				case r < 7 && step > 50:
+					_ = l.pub.Close()
+					nl := newLeader(t, conns[i], l.node, l.inc+1, 20*time.Millisecond)
+					mu.Lock()
+					leaders[i] = nl
+					mu.Unlock()
+					continue
+				}
+				l.randomChange(t, rng)
+			}
+		})
+	}
+	// A second router starts in the middle of the churn and syncs; the first drops a
+	// node (as membership would on a false suspicion) and gets it back by snapshot.
+	var r2 *Subscriber
+	wg.Go(func() {
+		for r1.Match(nil) == nil || len(r1.Nodes()) == 0 || r1.Nodes()[0].Keys == 0 {
+			if time.Since(start) > 5*time.Second {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		r1.Drop(nodes[0])
+		r2 = newSubscriber(t, connect(t, url, ClientConfig{}), SubscriberConfig{RetryWait: 10 * time.Millisecond, Logger: quiet})
+		_ = r2.Sync(t.Context(), nodes)
+	})
+	wg.Wait()
+	churned := time.Since(start)
+	// Dropped and lossy nodes recover through heartbeats and snapshots.
+	for _, r := range []*Subscriber{r1, r2} {
+		waitFor(t, "routers converge after churn", func() error { return agrees(r, leaders...) })
+	}
+	if a, b := dump(r1), dump(r2); !maps.EqualFunc(a, b, maps.Equal) {
+		t.Error("the two routers hold different indexes")
+	}
+	st := r1.Stats()
+	t.Logf("churn %v, converged %v later; router 1: %+v", churned, time.Since(start)-churned, st)
+	if st.Gaps == 0 || st.Resyncs == 0 {
+		t.Error("the churn did not lose or resync")
+	}
+}

@@ -1,6 +1,7 @@
 package kvindex
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -210,8 +211,8 @@ func (p *Publisher) serveSnapshot(m *nats.Msg) {
 	}
 }
 
-// Close stops heartbeats and snapshot answers; later Publish calls return ErrClosed.
-// It does not close the NATS connection.
+// Close stops heartbeats and, once the requests already received are answered, snapshot
+// answers; later Publish calls return ErrClosed. It does not close the NATS connection.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -222,8 +223,11 @@ func (p *Publisher) Close() error {
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.done
-	if err := p.sub.Unsubscribe(); err != nil && err != nats.ErrConnectionClosed {
-		return fmt.Errorf("kvindex: publisher %s: unsubscribe: %w", p.cfg.Node, err)
+	// Drain rather than unsubscribe: requests already delivered to this client are still
+	// answered (with this incarnation, which subscribers order correctly), instead of
+	// being dropped and left to time out.
+	if err := p.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("kvindex: publisher %s: drain: %w", p.cfg.Node, err)
 	}
 	return nil
 }
