@@ -91,14 +91,19 @@ func matmulTiles(out, x []float32, w Matrix, t, lo, hi int) {
 		}
 		return
 	}
-	tt := splitTokens(t, ks.maxC)
-	for i := lo; i < hi; i += ks.maxR {
-		r := min(ks.maxR, hi-i)
-		wp := &w.F32[i*k]
-		for tile, j := 0, 0; j < t; tile++ {
-			c := tt.width(tile)
-			ks.f32[r][c](wp, k, &x[j*k], k, k, &out[j*n+i], n)
-			j += c
+	// Long batches (prefill) go in chunks of tokens whose activations stay in L2 while
+	// the weight rows stream past; each chunk reads the rows once more.
+	for j0 := 0; j0 < t; j0 += maxTokenChunk {
+		tc := min(maxTokenChunk, t-j0)
+		tt := splitTokens(tc, ks.maxC)
+		for i := lo; i < hi; i += ks.maxR {
+			r := min(ks.maxR, hi-i)
+			wp := &w.F32[i*k]
+			for tile, j := 0, j0; j < j0+tc; tile++ {
+				c := tt.width(tile)
+				ks.f32[r][c](wp, k, &x[j*k], k, k, &out[j*n+i], n)
+				j += c
+			}
 		}
 	}
 }
@@ -114,17 +119,21 @@ func matmulQ8Tiles(out, x []float32, w Matrix, t, lo, hi int) {
 	}
 	k, n := w.Cols, w.Rows
 	groups := k / gs
-	rows, tt := ks.maxR, splitTokens(t, ks.maxQ8C)
+	rows := ks.maxR
 	if t > 1 {
 		rows = ks.q8R
 	}
-	for i := lo; i < hi; i += rows {
-		r := min(rows, hi-i)
-		wp, sp := &w.Q8[i*k], &w.Scales[i*groups]
-		for tile, j := 0, 0; j < t; tile++ {
-			c := tt.width(tile)
-			ks.q8[r][c](wp, k, &x[j*k], k, groups, gs, &out[j*n+i], n, sp, groups)
-			j += c
+	for j0 := 0; j0 < t; j0 += maxTokenChunk {
+		tc := min(maxTokenChunk, t-j0)
+		tt := splitTokens(tc, ks.maxQ8C)
+		for i := lo; i < hi; i += rows {
+			r := min(rows, hi-i)
+			wp, sp := &w.Q8[i*k], &w.Scales[i*groups]
+			for tile, j := 0, j0; j < j0+tc; tile++ {
+				c := tt.width(tile)
+				ks.q8[r][c](wp, k, &x[j*k], k, groups, gs, &out[j*n+i], n, sp, groups)
+				j += c
+			}
 		}
 	}
 }

@@ -438,7 +438,7 @@ func TestMatMulBatchInvariant(t *testing.T) {
 			} else {
 				w = randMatrix(rng, sh.rows, sh.cols)
 			}
-			const maxT = 33
+			const maxT = 61
 			x := randVec(rng, maxT*sh.cols)
 			single := make([]float32, maxT*sh.rows) // token by token, one thread
 			p1 := NewPool(1)
@@ -448,7 +448,7 @@ func TestMatMulBatchInvariant(t *testing.T) {
 			p1.Close()
 			for _, threads := range []int{1, 2, 3} {
 				p := NewPool(threads)
-				for _, tok := range []int{1, 2, 4, 5, 6, 7, 13, maxT} {
+				for _, tok := range []int{1, 2, 4, 5, 6, 7, 13, 33, 49, maxT} {
 					got := make([]float32, tok*sh.rows)
 					p.MatMul(got, x, w, tok)
 					for i := range got {
