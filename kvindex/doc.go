@@ -51,9 +51,10 @@
 //     batch already applied is ignored; one that overlaps applies its new suffix.
 //   - A snapshot says: these keys were held at an instant after sequence Seq was
 //     published. It replaces the node's entries and the buffered batches after Seq are
-//     replayed. Because a stored or removed event sets a key's presence, replaying an
-//     event that the snapshot already reflects is harmless; so the publisher reads Seq
-//     first and lists the keys after, without stopping Publish.
+//     replayed in order. Each event sets one key's presence, so replaying events that
+//     the snapshot already reflects still ends in the cache's state after the last
+//     event replayed; so the publisher reads Seq first and lists the keys after,
+//     without stopping Publish (TestConcurrentChurn races the two).
 //   - Incarnations order a node's lives. A message of an older incarnation is ignored;
 //     one of a newer incarnation drops the old entries at once and starts from sequence
 //     1 (a newer incarnation first heard of mid-stream needs a snapshot).
@@ -64,7 +65,8 @@
 //     snapshot. So a router started late catches up within one heartbeat even without
 //     Sync.
 //   - A batch on another node's subject, or bytes that do not decode, are counted,
-//     logged at most once a second, and ignored.
+//     logged at most once a second, and ignored. Beyond that, whoever may publish on the
+//     server is trusted: NATS credentials (ServerConfig, ClientConfig) are the boundary.
 //
 // # Pick
 //

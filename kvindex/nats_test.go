@@ -298,19 +298,21 @@ func TestHeartbeatFindsPublisher(t *testing.T) {
 func TestSnapshotInParts(t *testing.T) {
 	url := startServer(t, ServerConfig{MaxPayload: 1024})
 	l := newLeader(t, connect(t, url, ClientConfig{}), "big", 1, -1)
+	live := newSubscriber(t, connect(t, url, ClientConfig{}), SubscriberConfig{})
 	tokens := make([]int, 3000)
 	for i := range tokens {
 		tokens[i] = i
 	}
-	l.change(t, Keys(Seed("m", "t", 4), tokens, 4), nil) // 750 keys: 25 batches
-	r := newSubscriber(t, connect(t, url, ClientConfig{}), SubscriberConfig{})
-	if err := r.Sync(t.Context(), []string{"big"}); err != nil {
+	l.change(t, Keys(Seed("m", "t", 4), tokens, 4), nil) // 750 events: ≥ 25 messages
+	waitFor(t, "split batches arrive", func() error { return agrees(live, l) })
+	late := newSubscriber(t, connect(t, url, ClientConfig{}), SubscriberConfig{})
+	if err := late.Sync(t.Context(), []string{"big"}); err != nil { // ≥ 25 parts
 		t.Fatal(err)
 	}
-	if err := agrees(r, l); err != nil {
+	if err := agrees(late, l); err != nil {
 		t.Fatal(err)
 	}
-	if n := r.Nodes(); len(n) != 1 || n[0].Keys != 750 {
+	if n := late.Nodes(); len(n) != 1 || n[0].Keys != 750 {
 		t.Fatalf("nodes %+v", n)
 	}
 }
@@ -362,6 +364,23 @@ func TestGarbage(t *testing.T) {
 	}
 	if err := r.Sync(t.Context(), []string{"n1"}); err != nil {
 		t.Errorf("publisher stopped answering: %v", err)
+	}
+	// Garbage answers to a snapshot request fail the request, nothing more.
+	answers := [][]byte{[]byte("junk"), appendSnapshotPart(nil, &Snapshot{Node: "other", Incarnation: 1}, nil, 0, 1)}
+	for i, a := range answers {
+		node := fmt.Sprint("liar", i)
+		if _, err := evil.Subscribe(snapshotSubject(DefaultPrefix, "stories260K", node), func(m *nats.Msg) { _ = m.Respond(a) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := evil.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Sync(t.Context(), []string{node}); !errors.Is(err, ErrSnapshot) {
+			t.Errorf("garbage answer %d: %v", i, err)
+		}
+	}
+	if err := agrees(r, l); err != nil {
+		t.Error(err)
 	}
 }
 
