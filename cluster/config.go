@@ -64,9 +64,9 @@ type Config struct {
 	// ProbeTimeout is how long a probe waits for an ack (about the 99th percentile of
 	// the round trip). Default 500 ms.
 	ProbeTimeout time.Duration
-	// SuspicionMult: a suspected node is declared dead after about
-	// SuspicionMult × max(1, log10(nodes)) × ProbeInterval unless it refutes, shorter when
-	// other nodes confirm the suspicion. Default 4.
+	// SuspicionMult: a suspected node that does not refute is declared dead after
+	// SuspicionMult × max(1, log10(nodes)) × ProbeInterval when other nodes confirm the
+	// suspicion, up to 6 times that when none do. Default 4.
 	SuspicionMult int
 	// GossipInterval is how often queued broadcasts (joins, updates, deaths) are sent to
 	// 3 random nodes. Default 200 ms.
@@ -74,8 +74,8 @@ type Config struct {
 	// PushPullInterval is how often a full state exchange with a random node runs (the
 	// anti-entropy that repairs lost gossip). Default 30 s.
 	PushPullInterval time.Duration
-	// StreamTimeout bounds one TCP exchange (join, push/pull, leave notice) and how long
-	// Update waits for its broadcast to go out. Default 10 s.
+	// StreamTimeout bounds one TCP exchange (join, push/pull, leave notice or ack) and
+	// how long Leave waits for the acks of its notices. Default 10 s.
 	StreamTimeout time.Duration
 }
 

@@ -7,7 +7,7 @@
 //
 //	m, err := cluster.Join(ctx, cfg, meta) // cfg.Seeds: host:port or DNS names
 //	events, cancel := m.Subscribe()        // Join for every member, then changes
-//	m.Update(meta)                         // re-gossip changed load or state
+//	m.Update(meta)                         // gossip changed load or state; returns at once
 //	m.Members()                            // alive nodes, self included, by ID
 //	m.Leave(ctx)                           // others see Leave; Shutdown: they see Dead
 //
@@ -55,18 +55,18 @@
 // what follows them (later versions only append). A node whose Meta does not decode,
 // whose memberlist name does not match its ID and incarnation, or that Config.Accept
 // refuses (say, another model) is kept out of memberlist altogether (its alive messages
-// are vetoed, logged once per node at warn level), and a join into, or from, a cluster
-// holding such a node is cancelled (ErrRefused).
+// are vetoed, logged once per node at warn level), and Join into a cluster holding such
+// a node fails with ErrRefused.
 //
 // # Seeds and security
 //
 // Join resolves every seed name to all of its addresses (on Kubernetes, a headless
 // service gives every pod), skips this node's own address, and retries with backoff
 // (100 ms doubling to 5 s) until a seed answers or ctx ends (ErrNoSeed, with the last
-// error). No seeds starts a new cluster, and so does a seed list that includes this node
-// when no other seed answers (a headless service lists this pod too). While running, the seeds are
-// resolved again every RejoinInterval and new addresses joined, so nodes started at the
-// same time, or split by a partition, end in one cluster. Config.SecretKey (16, 24 or 32
+// error). No seeds starts a new cluster, and so does a seed list that includes this
+// node when no other seed answers (a headless service lists this pod too). While
+// running, the seeds are resolved again every RejoinInterval and new addresses joined,
+// so nodes started at the same time, or split by a partition, end in one cluster. Config.SecretKey (16, 24 or 32
 // bytes) encrypts and authenticates all gossip with AES-GCM; every node needs the same
 // key. Garbage on the gossip port (UDP or TCP) is logged by memberlist and dropped.
 //
