@@ -212,8 +212,13 @@ func TestRandomJoinsAndDeaths(t *testing.T) {
 					}
 					if strings.Contains(line, " -> ") {
 						assigned++
-					} else {
-						refused++
+						continue
+					}
+					refused++
+					// A worker that can hold the whole model always has a place.
+					id, _, _ := strings.Cut(line, ":")
+					if w := s.workers[id]; w.Range == nil && w.MemoryBytes >= m.Bytes(Range{0, m.Layers}, s.minKV) {
+						t.Fatalf("round %d: %s", round, line)
 					}
 				}
 			case op < 8: // a worker dies
