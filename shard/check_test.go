@@ -2,6 +2,9 @@ package shard
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,4 +85,58 @@ func TestEqualWorkersBalance(t *testing.T) {
 			}
 		}
 	}
+}
+
+// When the workers of a group can cover a gap each holding all it can, the proportional
+// split covers it too, and every stage fits its worker.
+func TestFillCovers(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range 20000 {
+		m := Model{Layers: 1 + r.IntN(16), LayerBytes: 1 + r.Int64N(100), EmbedBytes: r.Int64N(300),
+			HeadBytes: r.Int64N(300), KVBytesPerToken: r.Int64N(4)}
+		kv := r.IntN(10)
+		var pool []Worker
+		for j := range 1 + r.IntN(5) {
+			pool = append(pool, Worker{ID: fmt.Sprintf("w%d", j), MemoryBytes: r.Int64N(m.Bytes(Range{0, m.Layers}, kv) + 100)})
+		}
+		slices.SortFunc(pool, byMemory)
+		g := Range{0, m.Layers}
+		if r.IntN(2) == 0 {
+			a := r.IntN(m.Layers)
+			g = Range{a, a + 1 + r.IntN(m.Layers-a)}
+		}
+		pos := g.First // the greedy cover, each worker holding all it can
+		for _, w := range pool {
+			if pos < g.Last {
+				pos += m.fitFrom(w.MemoryBytes, pos, g.Last, kv)
+			}
+		}
+		var p Plan
+		left := slices.Clone(pool)
+		p.fill(m, "p", g, &left, kv, "")
+		var covered int
+		for _, st := range p.pipeline("p").Stages {
+			covered += st.Range.Len()
+			if need := m.Bytes(st.Range, kv); need > mustWorker(t, pool, st.Worker).MemoryBytes {
+				t.Fatalf("case %d: %+v kv=%d gap %s: stage %s %s needs %d, worker has %d",
+					i, m, kv, g, st.Worker, st.Range, need, mustWorker(t, pool, st.Worker).MemoryBytes)
+			}
+		}
+		checkPlan(t, m, p)
+		if pos >= g.Last && covered != g.Len() {
+			t.Fatalf("case %d: %+v kv=%d gap %s, pool %+v: the greedy cover holds it, the split covers %d layers:\n%s",
+				i, m, kv, g, pool, covered, describe(m, p, nil))
+		}
+	}
+}
+
+func mustWorker(t *testing.T, ws []Worker, id string) Worker {
+	t.Helper()
+	for _, w := range ws {
+		if w.ID == id {
+			return w
+		}
+	}
+	t.Fatalf("no worker %q", id)
+	return Worker{}
 }

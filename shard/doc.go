@@ -9,6 +9,17 @@
 //	err = shard.Check(model, plan, me)                // an explicit --layers range
 //	serving := plan.Serving(model, nil)               // complete pipelines of ready workers
 //
+// In a node, the loop around the planner (not in this package) is:
+//
+//  1. Start loading; gossip Range (an explicit --layers range, else none) without a
+//     Pipeline, so that others count this worker as Waiting.
+//  2. Build from the view and Assign; gossip the answer (Range and Pipeline); load those
+//     layers; gossip Ready.
+//  3. On every membership change, Build again. A node that Build left out (Find fails
+//     while it has a Pipeline) lost an overlap to a worker that chose from another view:
+//     it logs the ErrOverlap, drops its Pipeline (and its Range, if it was assigned) and
+//     goes back to step 2. Only pipelines in Serving take requests.
+//
 // A Worker comes from a cluster.Meta: Range = &Range{First, Last} once the node has one
 // (Last > First), Pipeline = Meta.Pipeline, Ready = (State == ready), and MemoryBytes
 // what the node offers. A Worker whose MemoryBytes is 0 (unknown) is never chosen for a
@@ -72,6 +83,13 @@
 // ones arriving apart may need a stage more than if they had started together. One
 // worker that can hold the whole model forms a pipeline of its own: a replica is better
 // than a split. Ranges of placed workers never move.
+//
+// # Tests
+//
+// The scenarios are data-driven scripts in testdata/*.txt (see TestScripts for the
+// commands; go test -run TestScripts -update rewrites the expected output). A seeded
+// random test joins and kills workers and checks the invariants after every step; a fuzz
+// target feeds Build and Assign arbitrary views.
 //
 // Whether a worker serves the same model (checkpoint and tokenizer identity) is not
 // checked here: the cluster refuses a node of another model before it enters the view

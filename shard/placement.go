@@ -37,18 +37,19 @@ func Check(m Model, existing Plan, w Worker) error {
 
 // Assign returns the layer range and pipeline for worker w, given the plan built from
 // the current view; minKVTokens is the KV cache, in tokens, every worker must keep room
-// for beside its weights. The result follows the rules in the package doc:
+// for beside its weights. The rules, in the package doc:
 //
 //   - a worker already placed in p keeps its place;
 //   - a worker with Range and Pipeline keeps them, once Check passes;
-//   - a worker with a Range but no Pipeline joins the incomplete pipeline whose missing
-//     layers hold its range (largest gap first), or starts a new pipeline;
-//   - a worker without a Range fills the largest gap of an incomplete pipeline, else
-//     starts a new pipeline, with a range sized by its memory.
+//   - a worker with a Range but no Pipeline joins the incomplete pipeline whose gap holds
+//     its range, or starts a new pipeline;
+//   - a worker without a Range fills a gap of an incomplete pipeline, the one closest to
+//     serving first, else starts a new pipeline, with a range sized by its memory.
 //
 // Assign places p.Waiting (and w) together, explicit ranges first, in a fixed order, so
 // that workers that start together and see the same view choose disjoint ranges without
-// talking to each other. ErrNoFit: w cannot hold even one layer where one is needed.
+// talking to each other. ErrNoFit: w cannot hold even one layer where one is needed;
+// Check's errors for an explicit range.
 func (p Plan) Assign(m Model, w Worker, minKVTokens int) (Range, string, error) {
 	m.check()
 	if w.ID == "" {
@@ -103,7 +104,7 @@ func (p Plan) Assign(m Model, w Worker, minKVTokens int) (Range, string, error) 
 		}
 	}
 
-	// Then the range-less workers, largest memory first: gaps, largest first, then new
+	// Then the range-less workers, largest memory first: gaps in gaps order, then new
 	// pipelines.
 	slices.SortFunc(pool, byMemory)
 	for _, g := range sim.gaps(m) {
