@@ -21,8 +21,10 @@
 //     goes back to step 2. Only pipelines in Serving take requests.
 //
 // A Worker comes from a cluster.Meta: Range = &Range{First, Last} once the node has one
-// (Last > First), Pipeline = Meta.Pipeline, Ready = (State == ready), and MemoryBytes
-// what the node offers. A Worker whose MemoryBytes is 0 (unknown) is never chosen for a
+// (Last > First), Pipeline = Meta.Pipeline, Ready = (State == ready), Incarnation =
+// Meta.Incarnation, and MemoryBytes what the node offers (not in Meta yet). A draining
+// worker is passed as not ready: it keeps its layers (nobody else takes them) and its
+// pipeline stops taking requests. A Worker whose MemoryBytes is 0 (unknown) is never chosen for a
 // range-less place by another node's Assign, so a view without memory figures places
 // each waiting worker on its own as it asks.
 //
@@ -39,8 +41,9 @@
 //     and sorted by first layer; pipelines are sorted by ID; no worker appears twice.
 //   - Build is a function of the set of workers, not their order: every node that sees
 //     the same view builds the same plan. Of overlapping workers in one pipeline, the
-//     ready one, else the one with the smaller ID, is kept; the other is reported
-//     (ErrOverlap, naming both workers and ranges) and left out, and should Assign again.
+//     ready one, else the older (smaller Incarnation), else the one with the smaller ID,
+//     is kept; the other is reported (ErrOverlap, naming both workers and ranges) and
+//     left out, and should Assign again.
 //   - Assign never returns a range that overlaps a stage of its pipeline in the plan it
 //     was asked on, or that Check refuses.
 //

@@ -189,7 +189,8 @@ func TestRandomJoinsAndDeaths(t *testing.T) {
 			case op < 6: // one to three workers start and ask on the same view
 				var ids []string
 				for range 1 + r.IntN(3) {
-					w := Worker{ID: fmt.Sprintf("w%d", next), MemoryBytes: r.Int64N(m.Bytes(Range{0, m.Layers}, s.minKV) + 300)}
+					w := Worker{ID: fmt.Sprintf("w%d", next), MemoryBytes: r.Int64N(m.Bytes(Range{0, m.Layers}, s.minKV) + 300),
+						Incarnation: uint64(next)}
 					next++
 					if r.IntN(4) == 0 {
 						a := r.IntN(m.Layers + 1)

@@ -13,6 +13,7 @@ type Worker struct {
 	Range       *Range // its layers: an explicit range (flag) or the one it was assigned; nil: none yet
 	Pipeline    string // the pipeline it was placed in; "": not placed yet
 	Ready       bool   // its layers are loaded and it serves them
+	Incarnation uint64 // its process start (cluster.Meta.Incarnation); of two overlapping workers the older stays; 0 counts as oldest
 }
 
 // Stage is one worker's place in a pipeline.
@@ -41,8 +42,9 @@ type Plan struct {
 // (ErrRange), a pipeline without a range or an empty or repeated ID (ErrBadWorker), a
 // range overlapping another worker's in the same pipeline (ErrOverlap). Of two
 // overlapping workers the ready one is kept, and between two that are both ready or both
-// not, the one with the smaller ID: every node building from the same view gets the same
-// Plan, and the worker left out knows to ask Assign again.
+// not, the older (smaller Incarnation), then the one with the smaller ID: every node
+// building from the same view gets the same Plan, and the worker left out knows to ask
+// Assign again.
 func Build(m Model, workers []Worker) (Plan, []error) {
 	m.check()
 	ws := slices.Clone(workers)
@@ -53,7 +55,7 @@ func Build(m Model, workers []Worker) (Plan, []error) {
 			}
 			return 1
 		}
-		return cmp.Compare(a.ID, b.ID)
+		return cmp.Or(cmp.Compare(a.Incarnation, b.Incarnation), cmp.Compare(a.ID, b.ID))
 	})
 	var (
 		plan Plan

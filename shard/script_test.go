@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite the expected outputs in testdat
 // output, ended by a blank line. Lines starting with # are comments. Commands:
 //
 //	model layers=L layer=B embed=B head=B kv=B minkv=T   (bytes; minkv in tokens)
-//	start ID mem=B [range=F:L] [pipeline=P] [ready]      a worker enters the view
+//	start ID mem=B [range=F:L] [pipeline=P] [inc=N] [ready]  a worker enters the view
 //	assign ID...    the workers ask Assign on one view, as if started together
 //	join ID mem=B [range=F:L]                            start, then assign
 //	ready ID...     the workers finished loading
@@ -111,7 +111,7 @@ func (s *sim) run(t *testing.T, pos, line string) []string {
 		if len(names) == 0 {
 			t.Fatalf("%s: %s: no worker ID", pos, line)
 		}
-		w := Worker{ID: names[0], MemoryBytes: num("mem"), Pipeline: args["pipeline"]}
+		w := Worker{ID: names[0], MemoryBytes: num("mem"), Pipeline: args["pipeline"], Incarnation: uint64(num("inc"))}
 		if v, ok := args["range"]; ok {
 			r, err := ParseRange(v)
 			if err != nil {
