@@ -109,4 +109,7 @@
 //   - Keys of a 2,048-token prompt in 16-token blocks: 67 µs, no allocation (BenchmarkKeys).
 //   - Apply: about 1 µs per event, no allocation (BenchmarkApply).
 //   - Pick over 16 candidates for a 128-block prompt: 51 µs, no allocation (BenchmarkPick).
+//   - Over an embedded server on loopback, with the machine shared (load ~15): a 64-event
+//     batch from Publish to applied in 0.4–0.5 ms (BenchmarkPublishToIndex); Sync of a
+//     publisher holding 1,024 keys 0.8 ms, 131,072 keys 0.2 s (BenchmarkSnapshot).
 package kvindex

@@ -200,7 +200,7 @@ func (p *Publisher) serveSnapshot(m *nats.Msg) {
 	s := Snapshot{Node: p.cfg.Node, Incarnation: p.cfg.Incarnation, Seq: seq, Keys: keys}
 	per := max(1, (int(p.nc.MaxPayload())-snapshotFixed-len(p.cfg.Node))/keyLen)
 	parts := max(1, (len(keys)+per-1)/per)
-	var buf []byte
+	buf := make([]byte, 0, snapshotFixed+len(s.Node)+min(per, len(keys))*keyLen)
 	for i := range parts {
 		part := keys[min(i*per, len(keys)):min((i+1)*per, len(keys))]
 		buf = appendSnapshotPart(buf[:0], &s, part, i, parts)

@@ -181,12 +181,16 @@ func (s *Subscriber) fetchAndInstall(ctx context.Context, node string) error {
 	return fmt.Errorf("%w: %s: events keep missing after snapshots", ErrSnapshot, node)
 }
 
-// fetch requests node's snapshot and gathers its parts.
+// fetch requests node's snapshot and gathers its parts (at most 1024 of them: 2^28 keys
+// at the embedded server's 8 MiB payload limit, 2^25 at NATS' default 1 MiB).
 func (s *Subscriber) fetch(ctx context.Context, node string) (*Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SnapshotTimeout)
 	defer cancel()
 	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	// A small channel of our own: SubscribeSync's default one is 512 KiB, cleared per
+	// request. Parts beyond its room are dropped by the client and the request fails.
+	parts := make(chan *nats.Msg, 1024)
+	sub, err := s.nc.ChanSubscribe(inbox, parts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, node, err)
 	}
@@ -198,9 +202,11 @@ func (s *Subscriber) fetch(ctx context.Context, node string) (*Snapshot, error) 
 	var part snapshotPart
 	got := 0
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %d parts received: %w", ErrSnapshot, node, got, err)
+		var m *nats.Msg
+		select {
+		case m = <-parts:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %s: %d parts received: %w", ErrSnapshot, node, got, ctx.Err())
 		}
 		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 			return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, node, nats.ErrNoResponders)
@@ -212,7 +218,8 @@ func (s *Subscriber) fetch(ctx context.Context, node string) (*Snapshot, error) 
 			if part.Node != node {
 				return nil, fmt.Errorf("%w: asked %q, answered by %q", ErrSnapshot, node, part.Node)
 			}
-			snap = &Snapshot{Node: part.Node, Incarnation: part.Incarnation, Seq: part.Seq}
+			snap = &Snapshot{Node: part.Node, Incarnation: part.Incarnation, Seq: part.Seq,
+				Keys: make([]blocks.BlockHash, 0, part.parts*len(part.Keys))} // all but the last part are full
 		}
 		if part.Node != snap.Node || part.Incarnation != snap.Incarnation || part.Seq != snap.Seq || part.part != got {
 			return nil, fmt.Errorf("%w: %s: inconsistent part %d of %d", ErrSnapshot, node, part.part, part.parts)
