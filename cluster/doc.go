@@ -42,8 +42,8 @@
 //
 // memberlist does not tell its event callbacks whether a node left or died, so Leave
 // first sends every other alive node a leave notice over TCP (a memberlist user message)
-// and waits until each has recorded it and acked (at most StreamTimeout, or until ctx
-// ends), then gossips the leave. A node reports Leave when it holds the notice, Dead
+// and waits until each has recorded it and acked (at most half of ctx's time, or
+// StreamTimeout), then gossips the leave. A node reports Leave when it holds the notice, Dead
 // otherwise: only a node that did not ack in time can report a leaving node Dead.
 //
 // # Metadata on the wire

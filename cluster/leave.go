@@ -93,7 +93,8 @@ func (m *Member) handleMsg(b []byte) {
 }
 
 // sendLeaveNotices tells every other alive node that this incarnation is leaving and
-// waits until all have acked, ctx ends or StreamTimeout passes.
+// waits until all have acked or the wait runs out: half the time left to ctx's deadline
+// (the rest is for gossiping the leave), or StreamTimeout when ctx has none.
 func (m *Member) sendLeaveNotices(ctx context.Context) {
 	peers := m.peerNodes()
 	if len(peers) == 0 {
@@ -111,7 +112,11 @@ func (m *Member) sendLeaveNotices(ctx context.Context) {
 			}
 		}()
 	}
-	timer := time.NewTimer(m.cfg.StreamTimeout)
+	wait := m.cfg.StreamTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl) / 2
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		m.mu.Lock()
@@ -131,7 +136,7 @@ func (m *Member) sendLeaveNotices(ctx context.Context) {
 			m.log.Warn("cluster: leaving before every node acked the leave notice; they will report this node dead", "missing", missing, "err", ctx.Err())
 			return
 		case <-timer.C:
-			m.log.Warn("cluster: leaving before every node acked the leave notice; they will report this node dead", "missing", missing, "waited", m.cfg.StreamTimeout)
+			m.log.Warn("cluster: leaving before every node acked the leave notice; they will report this node dead", "missing", missing, "waited", wait)
 			return
 		}
 	}

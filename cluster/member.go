@@ -225,9 +225,10 @@ func (m *Member) Subscribe() (<-chan Event, func()) {
 	}
 }
 
-// Leave leaves the cluster gracefully: every other node is told first, so that it
-// reports Leave rather than Dead, then the leave is gossiped and the member shut down.
-// ctx bounds the whole (default StreamTimeout when it has no deadline). Once Leave or
+// Leave leaves the cluster gracefully: every other node is told first and acks, so that
+// it reports Leave rather than Dead, then the leave is gossiped and the member shut
+// down. ctx bounds the whole: half of the time to its deadline at most waits for acks
+// (StreamTimeout when it has no deadline), the rest for the gossip. Once Leave or
 // Shutdown has been called, Leave returns ErrClosed.
 func (m *Member) Leave(ctx context.Context) error {
 	if !m.closed.CompareAndSwap(false, true) {
