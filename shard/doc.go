@@ -24,9 +24,9 @@
 // (Last > First), Pipeline = Meta.Pipeline, Ready = (State == ready), Incarnation =
 // Meta.Incarnation, and MemoryBytes what the node offers (not in Meta yet). A draining
 // worker is passed as not ready: it keeps its layers (nobody else takes them) and its
-// pipeline stops taking requests. A Worker whose MemoryBytes is 0 (unknown) is never chosen for a
-// range-less place by another node's Assign, so a view without memory figures places
-// each waiting worker on its own as it asks.
+// pipeline stops taking requests. A waiting Worker whose MemoryBytes is 0 (unknown) is
+// never given a place by another node's Assign, so a view without memory figures places
+// each waiting worker on its own, when it asks.
 //
 // # Ranges
 //
