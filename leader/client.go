@@ -1,0 +1,202 @@
+package leader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/kvmesh/kvmesh/engine"
+	pb "github.com/kvmesh/kvmesh/proto/kvmesh/v1"
+)
+
+// Client calls one leader. It is safe for concurrent use; each Submit is one stream on
+// a shared connection.
+type Client struct {
+	cfg  ClientConfig
+	addr string
+	conn *grpc.ClientConn
+	api  pb.LeaderClient
+}
+
+// Status is a leader's identity and load (the Status call).
+type Status struct {
+	// Protocol is the minor revision of kvmesh.v1 the leader speaks.
+	Protocol uint32
+	// NodeID and Incarnation name the node and the start of its process.
+	NodeID      string
+	Incarnation uint64
+	// Model is the served model's identity.
+	Model string
+	// FirstLayer and EndLayer are the leader's layers, [FirstLayer, EndLayer).
+	FirstLayer, EndLayer int
+	// BlocksTotal, BlocksFree and BlocksCached count KV blocks as engine.Stats does.
+	BlocksTotal, BlocksFree, BlocksCached int
+	// Running, Waiting and Swapped count sequences and queued requests as engine.Stats.
+	Running, Waiting, Swapped int
+	// Ready is whether the leader takes requests.
+	Ready bool
+}
+
+// Dial connects to the leader at addr (host:port) and checks it with a Status call, so
+// an unreachable leader, a TLS mismatch or (with cfg.Model) a leader of another model
+// fails here. ctx bounds the dial only.
+func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	creds, err := cfg.TLS.clientCredentials()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.PingInterval, Timeout: cfg.PingTimeout, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("leader: dial %s: %w", addr, err)
+	}
+	c := &Client{cfg: cfg, addr: addr, conn: conn, api: pb.NewLeaderClient(conn)}
+	st, err := c.Status(ctx)
+	if err == nil && cfg.Model != "" && st.Model != cfg.Model {
+		err = fmt.Errorf("%w: %s serves %q, want %q", ErrWrongModel, addr, st.Model, cfg.Model)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("leader: dial: %w", err)
+	}
+	return c, nil
+}
+
+// Addr is the address the client dialled.
+func (c *Client) Addr() string { return c.addr }
+
+// Close closes the connection; streams still open end with ErrBroken.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Status asks the leader for its identity and load.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	r, err := c.api.Status(ctx, &pb.StatusRequest{})
+	if err != nil {
+		return Status{}, fromStatus(ctx, c.addr, err)
+	}
+	return Status{
+		Protocol:     r.Protocol,
+		NodeID:       r.NodeId,
+		Incarnation:  r.Incarnation,
+		Model:        r.Model,
+		FirstLayer:   int(r.GetLayers().GetStart()),
+		EndLayer:     int(r.GetLayers().GetEnd()),
+		BlocksTotal:  int(r.KvBlocksTotal),
+		BlocksFree:   int(r.KvBlocksFree),
+		BlocksCached: int(r.KvBlocksCached),
+		Running:      int(r.Running),
+		Waiting:      int(r.Waiting),
+		Swapped:      int(r.Swapped),
+		Ready:        r.Ready,
+	}, nil
+}
+
+// errSilent is the cause of a stream's cancellation when the leader said nothing for
+// DeadAfter.
+var errSilent = errors.New("leader: silent")
+
+// Submit runs req on the leader, as engine.Engine.Submit does locally: it returns once
+// the leader queued the request (or with the leader's refusal, wrapping the engine's
+// sentinel), then the request's events arrive on the channel, which is closed after the
+// last one. A stream that breaks (the leader died, the connection dropped, the leader
+// fell silent for DeadAfter) ends with an Event whose Err wraps ErrBroken. Cancelling
+// ctx cancels the request on the leader, which frees its blocks.
+func (c *Client) Submit(ctx context.Context, req engine.Request) (<-chan engine.Event, error) {
+	if req.N == 0 {
+		req.N = 1
+	}
+	in, err := toProto(req, c.cfg.Model, c.cfg.Heartbeat)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancelCause(ctx)
+	watchdog := time.AfterFunc(c.cfg.DeadAfter, func() { cancel(errSilent) })
+	stream, err := c.api.Generate(sctx, in)
+	if err == nil {
+		err = accepted(stream)
+	}
+	if err != nil {
+		watchdog.Stop()
+		err = c.streamError(ctx, sctx, err)
+		cancel(nil)
+		return nil, err
+	}
+	watchdog.Reset(c.cfg.DeadAfter)
+	// Buffered for every event the request can produce, as the engine's channel is, so
+	// the stream is drained at the leader's pace whatever the reader does.
+	events := make(chan engine.Event, req.N*(req.MaxTokens+1)+1)
+	go func() {
+		defer close(events)
+		defer cancel(nil)
+		defer watchdog.Stop()
+		for {
+			msg, err := stream.Recv()
+			if err == io.EOF {
+				return
+			}
+			if err == nil {
+				watchdog.Reset(c.cfg.DeadAfter)
+				ev, ok, perr := eventFromProto(msg, req.N)
+				if perr == nil && !ok {
+					continue // a heartbeat
+				}
+				if perr == nil {
+					select {
+					case events <- ev:
+						continue
+					case <-sctx.Done():
+						err = sctx.Err()
+					}
+				} else {
+					err = fmt.Errorf("leader %s: %w: protocol error: %v", c.addr, ErrBroken, perr)
+				}
+			} else {
+				err = c.streamError(ctx, sctx, err)
+			}
+			select {
+			case events <- engine.Event{Err: err}:
+			default: // the buffer is full only if the leader sent more than it could
+			}
+			return
+		}
+	}()
+	return events, nil
+}
+
+// accepted waits for the response header and returns nil if the leader queued the
+// request, or the error the stream ended with.
+func accepted(stream grpc.ServerStreamingClient[pb.GenerateEvent]) error {
+	md, err := stream.Header()
+	if err == nil && len(md.Get(acceptedKey)) > 0 {
+		return nil
+	}
+	if _, rerr := stream.Recv(); rerr != nil && rerr != io.EOF {
+		return rerr
+	}
+	if err != nil {
+		return err
+	}
+	return errors.New("the stream ended before the leader accepted the request")
+}
+
+// streamError classifies the error of a stream whose context is sctx, made from the
+// caller's ctx: the caller's own cancellation, a silent leader, or what fromStatus says.
+func (c *Client) streamError(ctx, sctx context.Context, err error) error {
+	if ctx.Err() == nil && errors.Is(context.Cause(sctx), errSilent) {
+		return fmt.Errorf("leader %s: %w: no message for %v", c.addr, ErrBroken, c.cfg.DeadAfter)
+	}
+	if errors.Is(err, ErrBroken) {
+		return err
+	}
+	return fromStatus(ctx, c.addr, err)
+}

@@ -1,0 +1,201 @@
+package leader
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvmesh/kvmesh/engine"
+	"github.com/kvmesh/kvmesh/model"
+	"github.com/kvmesh/kvmesh/model/ckpt"
+	"github.com/kvmesh/kvmesh/model/sample"
+)
+
+// Paths of the shipped model files, relative to this package.
+const (
+	modelPath     = "../models/stories260K.bin"
+	tokenizerPath = "../models/tok512.bin"
+	referencePath = "../testdata/reference/stories260K_greedy.json"
+	bos           = 1
+)
+
+// refCase is one reference generation of llama2.c's run.
+type refCase struct {
+	Prompt       string  `json:"prompt"`
+	Temperature  float32 `json:"temperature"`
+	TopP         float32 `json:"top_p"`
+	Seed         uint64  `json:"seed"`
+	Steps        int     `json:"steps"`
+	PromptIDs    []int   `json:"prompt_ids"`
+	GeneratedIDs []int   `json:"generated_ids"`
+}
+
+// want is the tokens the engine must emit for the case and how the sample ends: run.c's
+// generated ids without the BOS that ends a story.
+func (c refCase) want() ([]int, engine.FinishReason) {
+	ids := c.GeneratedIDs
+	if n := len(ids); n > 0 && ids[n-1] == bos {
+		return ids[:n-1], engine.FinishStop
+	}
+	return ids, engine.FinishLength
+}
+
+func (c refCase) request() engine.Request {
+	return engine.Request{
+		Prompt:    c.PromptIDs,
+		MaxTokens: c.Steps - len(c.PromptIDs) + 1,
+		Sampling:  sample.Params{Temperature: c.Temperature, TopP: c.TopP, Seed: c.Seed},
+	}
+}
+
+func loadReference(t testing.TB) (greedy, sampled []refCase) {
+	t.Helper()
+	data, err := os.ReadFile(referencePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct{ Greedy, Sampled []refCase }
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref.Greedy, ref.Sampled
+}
+
+var (
+	modelOnce sync.Once
+	testModel *model.Model
+	modelErr  error
+)
+
+func loadModel(t testing.TB) *model.Model {
+	t.Helper()
+	modelOnce.Do(func() {
+		var ck *ckpt.Checkpoint
+		if ck, modelErr = ckpt.Open(modelPath); modelErr == nil {
+			testModel, modelErr = model.New(ck)
+		}
+	})
+	if modelErr != nil {
+		t.Fatal(modelErr)
+	}
+	return testModel
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// node is a leader under test: a real engine on the shipped model served on a loopback
+// port.
+type node struct {
+	eng    *engine.Engine
+	srv    *Server
+	addr   string
+	served chan error // Serve's result
+}
+
+// startNode starts an engine with ecfg and a Server over it with scfg on 127.0.0.1:0.
+// The cleanup stops both and checks that every KV block came back.
+func startNode(t testing.TB, ecfg engine.Config, scfg ServerConfig) *node {
+	t.Helper()
+	m := loadModel(t)
+	ecfg.Logger = quiet
+	eng, err := engine.New(m, ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scfg.Model == "" {
+		scfg.Model = m.Identity()
+	}
+	scfg.Logger = quiet
+	srv, err := NewServer(eng, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{eng: eng, srv: srv, addr: ln.Addr().String(), served: make(chan error, 1)}
+	go func() { n.served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		if err := <-n.served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := eng.Shutdown(ctx); err != nil {
+			t.Errorf("engine shutdown: %v", err)
+		}
+		if st := eng.Stats(); st.BlocksFree != st.BlocksTotal {
+			t.Errorf("%d of %d KV blocks free after shutdown", st.BlocksFree, st.BlocksTotal)
+		}
+	})
+	return n
+}
+
+// dial connects a client to addr, closed at cleanup.
+func dial(t testing.TB, addr string, cfg ClientConfig) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// result is what one request produced.
+type result struct {
+	tokens [][]int
+	finish []engine.FinishReason
+	err    error
+}
+
+func collect(events <-chan engine.Event, n int) result {
+	res := result{tokens: make([][]int, n), finish: make([]engine.FinishReason, n)}
+	for ev := range events {
+		switch {
+		case ev.Err != nil:
+			res.err = ev.Err
+		case ev.Finish != "":
+			res.finish[ev.Index] = ev.Finish
+		default:
+			res.tokens[ev.Index] = append(res.tokens[ev.Index], ev.Token)
+		}
+	}
+	return res
+}
+
+// run submits req through g and collects its result.
+func run(t *testing.T, g interface {
+	Submit(context.Context, engine.Request) (<-chan engine.Event, error)
+}, req engine.Request) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events, err := g.Submit(ctx, req)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	n := max(req.N, 1)
+	return collect(events, n)
+}
+
+// waitFor polls cond every 2 ms until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
