@@ -20,6 +20,21 @@
 //   - StartServer, Connect: an embedded nats-server (the router's default) and a client
 //     connection with credentials.
 //
+// # Use
+//
+// A pipeline leader connects (Connect), creates one Publisher with its membership node
+// ID, an incarnation that grows across restarts (process start in nanoseconds) and a
+// Keys callback that lists its cache's hashes under the engine's lock (every block b
+// with cache.Hash(b) set), and after each engine step publishes cache.TakeEvents.
+// The engine chains its first block from Seed(model, tokenizer, blockSize).
+//
+// A router starts the embedded server (StartServer) unless pointed at an external one,
+// creates one Subscriber, calls Sync with the leaders membership knows, calls Drop when
+// membership reports a leader dead, left or restarted, and per request computes the
+// prompt's keys (a Keyer per goroutine; Keyer is not safe for concurrent use) and asks
+// Pick among the ready pipelines. A leader that joins later needs no call: its first
+// batch (numbered 1) or heartbeat introduces it. Example shows the whole wiring.
+//
 // # Subjects and wire format
 //
 // Events of publisher N of model M go to <prefix>.ev.M.N, snapshot requests to
