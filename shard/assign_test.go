@@ -76,6 +76,13 @@ func TestAssign(t *testing.T) {
 			want:  []want{{err: ErrNoFit}, {err: ErrNoFit}},
 		},
 		{
+			name:  "explicit range without room for the KV",
+			m:     Model{Layers: 5, LayerBytes: 100, EmbedBytes: 50, HeadBytes: 50, KVBytesPerToken: 1},
+			minKV: 10,
+			ask:   []Worker{{ID: "a", MemoryBytes: 250, Range: rng(Range{0, 2})}, {ID: "b", MemoryBytes: 270, Range: rng(Range{0, 2})}},
+			want:  []want{{err: ErrNoFit}, {Range{0, 2}, "p0", nil}},
+		},
+		{
 			name: "explicit range overlapping its pipeline",
 			m:    five,
 			view: []Worker{{ID: "a", Range: rng(Range{0, 3}), Pipeline: "p0"}},

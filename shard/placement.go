@@ -48,8 +48,9 @@ func Check(m Model, existing Plan, w Worker) error {
 //
 // Assign places p.Waiting (and w) together, explicit ranges first, in a fixed order, so
 // that workers that start together and see the same view choose disjoint ranges without
-// talking to each other. ErrNoFit: w cannot hold even one layer where one is needed;
-// Check's errors for an explicit range.
+// talking to each other. ErrNoFit: w cannot hold even one layer where one is needed, or
+// its explicit range with the KV of minKVTokens tokens; Check's errors for an explicit
+// range.
 func (p Plan) Assign(m Model, w Worker, minKVTokens int) (Range, string, error) {
 	m.check()
 	if w.ID == "" {
@@ -61,15 +62,12 @@ func (p Plan) Assign(m Model, w Worker, minKVTokens int) (Range, string, error) 
 	if pl, s, ok := p.Find(w.ID); ok {
 		return s.Range, pl.ID, nil
 	}
-	if w.Range != nil && w.Pipeline != "" {
-		if err := Check(m, p, w); err != nil {
+	if w.Range != nil {
+		if err := checkExplicit(m, p, w, minKVTokens); err != nil {
 			return Range{}, "", err
 		}
-		return *w.Range, w.Pipeline, nil
-	}
-	if w.Range != nil {
-		if err := Check(m, p, w); err != nil {
-			return Range{}, "", err
+		if w.Pipeline != "" {
+			return *w.Range, w.Pipeline, nil
 		}
 	}
 
@@ -94,7 +92,7 @@ func (p Plan) Assign(m Model, w Worker, minKVTokens int) (Range, string, error) 
 	// Explicit ranges first, by ID.
 	slices.SortFunc(explicit, func(a, b Worker) int { return cmp.Compare(a.ID, b.ID) })
 	for _, x := range explicit {
-		if x.ID != w.ID && Check(m, sim, x) != nil {
+		if x.ID != w.ID && checkExplicit(m, sim, x, minKVTokens) != nil {
 			continue // it will be refused when it asks
 		}
 		id := sim.gapHolding(m, *x.Range)
@@ -124,6 +122,19 @@ func (p Plan) Assign(m Model, w Worker, minKVTokens int) (Range, string, error) 
 	}
 	return Range{}, "", fmt.Errorf("%w: worker %q offers %d bytes; a layer with the KV of %d tokens takes %d, the first stage %d more, the last %d more",
 		ErrNoFit, w.ID, w.MemoryBytes, minKVTokens, m.perLayer(minKVTokens), m.EmbedBytes, m.HeadBytes)
+}
+
+// checkExplicit is Check, and ErrNoFit for an explicit range that leaves no room for the
+// KV of kvTokens tokens.
+func checkExplicit(m Model, p Plan, w Worker, kvTokens int) error {
+	if err := Check(m, p, w); err != nil {
+		return err
+	}
+	if need := m.Bytes(*w.Range, kvTokens); w.MemoryBytes > 0 && need > w.MemoryBytes {
+		return fmt.Errorf("%w: worker %q offers %d bytes, layers %s with the KV of %d tokens take %d",
+			ErrNoFit, w.ID, w.MemoryBytes, *w.Range, kvTokens, need)
+	}
+	return nil
 }
 
 // gap is a missing layer range of a pipeline.
