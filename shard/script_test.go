@@ -140,13 +140,14 @@ func (s *sim) run(t *testing.T, pos, line string) []string {
 	case "ready", "kill":
 		for _, id := range names {
 			w, ok := s.workers[id]
-			if !ok {
+			switch {
+			case !ok:
 				t.Fatalf("%s: no worker %q", pos, id)
-			}
-			w.Ready = true
-			s.workers[id] = w
-			if f[0] == "kill" {
+			case f[0] == "kill":
 				delete(s.workers, id)
+			default:
+				w.Ready = true
+				s.workers[id] = w
 			}
 		}
 	case "plan":
