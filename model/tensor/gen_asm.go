@@ -17,23 +17,23 @@ import (
 
 // isa describes one instruction set the kernels are generated for.
 type isa struct {
-	name    string // suffix of kernel names and of the kernel set: "AVX512", "AVX2"
-	v, h, q string // register prefixes: full vector, half, quarter ("Z", "Y", "X")
-	bytes   int    // vector width in bytes
-	lanes   int    // float32 lanes per vector
-	regs    int    // vector registers a tile may use; the rest are reduction temps
-	zero    string // zeroing instruction
-	maxR    int    // weight rows per tile
-	maxC    int    // tokens per fp32 tile
-	maxQ8C  int    // tokens per Q8 tile
-	q8R     int    // weight rows per Q8 tile of more than one token
-	t0, t1  int    // two temporaries for reductions and the AVX2 tail mask (t1)
+	name   string // suffix of kernel names and of the kernel set: "AVX512", "AVX2"
+	v      string // vector register prefix: "Z" or "Y"
+	bytes  int    // vector width in bytes
+	lanes  int    // float32 lanes per vector
+	regs   int    // vector registers a tile may use; the rest are reduction temps
+	zero   string // zeroing instruction
+	maxR   int    // weight rows per tile
+	maxC   int    // tokens per fp32 tile
+	maxQ8C int    // tokens per Q8 tile
+	q8R    int    // weight rows per Q8 tile of more than one token
+	t0, t1 int    // two temporaries for reductions and the AVX2 tail mask (t1)
 }
 
 var (
-	avx512 = isa{name: "AVX512", v: "Z", h: "Y", q: "X", bytes: 64, lanes: 16, regs: 30,
+	avx512 = isa{name: "AVX512", v: "Z", bytes: 64, lanes: 16, regs: 30,
 		zero: "VPXORD", maxR: 4, maxC: 6, maxQ8C: 6, q8R: 2, t0: 30, t1: 31}
-	avx2 = isa{name: "AVX2", v: "Y", h: "X", q: "X", bytes: 32, lanes: 8, regs: 14,
+	avx2 = isa{name: "AVX2", v: "Y", bytes: 32, lanes: 8, regs: 14,
 		zero: "VXORPS", maxR: 4, maxC: 2, maxQ8C: 1, q8R: 4, t0: 14, t1: 15}
 )
 
@@ -61,10 +61,8 @@ type gen struct {
 func (g *gen) p(format string, a ...any) { fmt.Fprintf(&g.b, "\t"+format+"\n", a...) }
 func (g *gen) label(l string)            { fmt.Fprintf(&g.b, "%s:\n", l) }
 
-// V, H and Q name vector register n at full, half and quarter width.
+// V names vector register n at the full width of the instruction set.
 func (g *gen) V(n int) string { return fmt.Sprintf("%s%d", g.isa.v, n) }
-func (g *gen) H(n int) string { return fmt.Sprintf("%s%d", g.isa.h, n) }
-func (g *gen) Q(n int) string { return fmt.Sprintf("%s%d", g.isa.q, n) }
 
 func log2(n int) int {
 	s := 0
