@@ -177,7 +177,11 @@ func TestFitAgainstNaive(t *testing.T) {
 func TestRandomJoinsAndDeaths(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	var assigned, refused, serving int
-	for round := range 100 {
+	rounds := 100
+	if testing.Short() {
+		rounds = 20
+	}
+	for round := range rounds {
 		m := Model{Layers: 1 + r.IntN(10), LayerBytes: 10 + r.Int64N(100), EmbedBytes: r.Int64N(200),
 			HeadBytes: r.Int64N(200), KVBytesPerToken: r.Int64N(3)}
 		s := newSim(m, r.IntN(20))
