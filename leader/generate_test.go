@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kvmesh/kvmesh/engine"
+	"github.com/kvmesh/kvmesh/model/sample"
 )
 
 // TestReference: greedy and seeded sampled generations through a Client equal llama2.c's.
@@ -27,4 +28,35 @@ func TestReference(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSamples: n = 2 through a Client gives sample i the draws of seed+i, as the engine
+// does locally: sample 0 is the reference, sample 1 the engine's own run with seed+1.
+func TestSamples(t *testing.T) {
+	n := startNode(t, engine.Config{}, ServerConfig{})
+	c := dial(t, n.addr, ClientConfig{})
+	_, sampled := loadReference(t)
+	rc := sampled[0]
+	req := rc.request()
+	req.N = 2
+	res := run(t, c, req)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	want, finish := rc.want()
+	if !slices.Equal(res.tokens[0], want) || res.finish[0] != finish {
+		t.Errorf("sample 0: got %v %s, want %v %s", res.tokens[0], res.finish[0], want, finish)
+	}
+	one := rc.request()
+	one.Sampling.Seed++
+	local := run(t, n.eng, one)
+	if !slices.Equal(res.tokens[1], local.tokens[0]) || res.finish[1] != local.finish[0] {
+		t.Errorf("sample 1: got %v %s, the engine with seed+1 gives %v %s", res.tokens[1], res.finish[1], local.tokens[0], local.finish[0])
+	}
+}
+
+// heavy is a request that keeps the engine busy for seconds (64 samples of up to 500
+// tokens; about 6 s on the 2-core test machine), so a test can act in its middle.
+func heavy() engine.Request {
+	return engine.Request{Prompt: []int{bos, 400}, MaxTokens: 500, N: 64, Sampling: sample.Params{Temperature: 1, Seed: 3}}
 }
