@@ -177,7 +177,7 @@ func TestFitAgainstNaive(t *testing.T) {
 func TestRandomJoinsAndDeaths(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	var assigned, refused, serving int
-	rounds := 100
+	rounds := 60
 	if testing.Short() {
 		rounds = 20
 	}
