@@ -474,3 +474,77 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/event")
 }
+
+// FuzzIndexOps applies arbitrary operations (batches with any numbering, snapshots,
+// drops) and checks that the index never panics and keeps its invariants: a node
+// awaiting a snapshot holds nothing, no node exceeds its bounds, buffered events are
+// counted right, and Match agrees with MatchNode.
+func FuzzIndexOps(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 1, 3, 0, 0, 1, 4, 2, 1, 0, 1, 9, 1, 2, 0, 1, 3, 0})
+	f.Add([]byte{1, 1, 2, 0, 0, 3, 1, 4, 0, 5, 2, 1, 1, 255, 7})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := IndexConfig{MaxNodes: 2, MaxKeysPerNode: 3, MaxPending: 4}
+		ix, err := NewIndex(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := func() byte {
+			if len(data) == 0 {
+				return 0
+			}
+			b := data[0]
+			data = data[1:]
+			return b
+		}
+		for len(data) > 0 {
+			op, node := next()%4, fmt.Sprint("n", next()%3)
+			inc, first := uint64(next()%3), uint64(next())
+			if first == 255 {
+				first = ^uint64(0)
+			}
+			n := int(next() % 5)
+			switch op {
+			case 0:
+				b := Batch{Node: node, Incarnation: inc, First: first}
+				for range n {
+					e := Event{Kind: blocks.EventKind(1 + next()%2), Key: key(letters[next()%8])}
+					b.Events = append(b.Events, e)
+				}
+				ix.Apply(&b)
+			case 1:
+				s := Snapshot{Node: node, Incarnation: inc, Seq: first}
+				for range n {
+					s.Keys = append(s.Keys, key(letters[next()%8]))
+				}
+				ix.Resync(&s)
+			case 2:
+				ix.Drop(node)
+			case 3:
+				ix.BeginResync(node)
+			}
+			if len(ix.nodes) > cfg.MaxNodes {
+				t.Fatalf("%d nodes", len(ix.nodes))
+			}
+			for name, st := range ix.nodes {
+				pending := 0
+				for _, b := range st.pending {
+					pending += len(b.Events)
+				}
+				switch {
+				case st.resync && len(st.keys) > 0:
+					t.Fatalf("%s awaits a snapshot with %d keys", name, len(st.keys))
+				case !st.resync && len(st.pending) > 0:
+					t.Fatalf("%s buffers batches while not awaiting a snapshot", name)
+				case len(st.keys) > cfg.MaxKeysPerNode, pending != st.pendingEvents, pending > cfg.MaxPending:
+					t.Fatalf("%s: %d keys, %d buffered events (counted %d)", name, len(st.keys), pending, st.pendingEvents)
+				}
+			}
+			ks := chain(letters[:1+int(first%8)])
+			for name, c := range ix.Match(ks) {
+				if ix.MatchNode(name, ks) != c {
+					t.Fatal("Match and MatchNode disagree")
+				}
+			}
+		}
+	})
+}
