@@ -114,7 +114,8 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig) (*Publisher, error) {
 // Publish sends events (from blocks.Cache.TakeEvents) in order, split into messages
 // that fit the server's payload limit. Sequence numbers are used even when sending
 // fails, so subscribers see the loss as a gap and resync. It returns ErrClosed after
-// Close, or the first send error.
+// Close, or the first send error; it panics on an event kind other than Stored or
+// Removed.
 func (p *Publisher) Publish(events []blocks.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -126,6 +127,9 @@ func (p *Publisher) Publish(events []blocks.Event) error {
 	}
 	p.events = p.events[:0]
 	for _, e := range events {
+		if e.Kind != blocks.Stored && e.Kind != blocks.Removed {
+			panic(fmt.Sprintf("kvindex: Publish: event kind %d", e.Kind))
+		}
 		p.events = append(p.events, Event{Kind: e.Kind, Key: e.Hash})
 	}
 	return p.sendLocked(p.events)
