@@ -30,10 +30,11 @@ func (t *Table) Slot(pos int) (block, slot int) {
 // operations on block tables. See the package doc for the invariants and the threading
 // contract.
 type Cache struct {
-	cfg  Config
-	pool *Pool
-	kv   *storage
-	live map[*Table]struct{} // tables holding at least one block, for Check
+	cfg    Config
+	pool   *Pool
+	kv     *storage
+	live   map[*Table]struct{} // tables holding at least one block, for Check
+	copies []Copy              // copy-on-write copies not yet taken (Config.RecordCopies)
 }
 
 // New allocates a cache of cfg.NumBlocks blocks. Errors wrap ErrBadConfig or
@@ -128,6 +129,9 @@ func (c *Cache) Append(t *Table, n int) bool {
 		if last := t.Blocks[i]; c.pool.Ref(last) > 1 {
 			fresh, _ := c.pool.Alloc()
 			c.kv.copyBlock(fresh, last)
+			if c.cfg.RecordCopies {
+				c.copies = append(c.copies, Copy{Dst: fresh, Src: last})
+			}
 			c.pool.Drop(last)
 			t.Blocks[i] = fresh
 		} else {

@@ -25,6 +25,10 @@ type Config struct {
 	// for tests and debugging. Default false, or true when the environment has
 	// KVMESH_VERIFY=1, so any package's tests can turn it on without code changes.
 	Verify bool
+	// RecordCopies makes Append queue every copy-on-write copy it makes (TakeCopies), so
+	// that the mirrors of this cache, pipeline stages holding other layers at the same
+	// block ids, can repeat them. Default false.
+	RecordCopies bool
 	// Mirror makes a cache that only stores K/V at block ids another cache allocates: a
 	// later stage of a pipeline holds the K/V of its own layers at the block ids the
 	// leader's scheduler chose. Its tables come from View; Write and ImportBlock skip the

@@ -30,3 +30,14 @@ func (c *Cache) CopyBlock(dst, src int) {
 	}
 	c.kv.copyBlock(dst, src)
 }
+
+// Copy is one copy-on-write copy: block Src's K/V copied over block Dst.
+type Copy struct{ Dst, Src int }
+
+// TakeCopies appends the copy-on-write copies made since the last call
+// (Config.RecordCopies), oldest first, to dst, and forgets them.
+func (c *Cache) TakeCopies(dst []Copy) []Copy {
+	dst = append(dst, c.copies...)
+	c.copies = c.copies[:0]
+	return dst
+}

@@ -8,11 +8,12 @@ func TestMirrorFollowsOwner(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Shape = Shape{Layers: 1, KVHeads: 1, HeadSize: 4, BlockSize: 2}
 	cfg.NumBlocks = 4
+	cfg.RecordCopies = true
 	owner, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Mirror = true
+	cfg.Mirror, cfg.RecordCopies = true, false
 	mirror, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,16 @@ func TestMirrorFollowsOwner(t *testing.T) {
 	if !owner.Append(f, 1) {
 		t.Fatal("out of blocks")
 	}
-	mirror.CopyBlock(f.Blocks[1], last)
+	copies := owner.TakeCopies(nil)
+	if len(copies) != 1 || copies[0] != (Copy{Dst: f.Blocks[1], Src: last}) {
+		t.Fatalf("recorded copies %v, want one from %d to %d", copies, last, f.Blocks[1])
+	}
+	for _, cp := range copies {
+		mirror.CopyBlock(cp.Dst, cp.Src)
+	}
+	if more := owner.TakeCopies(nil); len(more) != 0 {
+		t.Errorf("copies taken twice: %v", more)
+	}
 	a, b := make([]float32, 4), make([]float32, 4)
 	for p := range 3 {
 		ob, os := f.Slot(p)
