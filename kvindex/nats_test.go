@@ -366,7 +366,11 @@ func TestGarbage(t *testing.T) {
 		t.Errorf("publisher stopped answering: %v", err)
 	}
 	// Garbage answers to a snapshot request fail the request, nothing more.
-	answers := [][]byte{[]byte("junk"), appendSnapshotPart(nil, &Snapshot{Node: "other", Incarnation: 1}, nil, 0, 1)}
+	answers := [][]byte{
+		[]byte("junk"),
+		appendSnapshotPart(nil, &Snapshot{Node: "other", Incarnation: 1}, nil, 0, 1),
+		appendSnapshotPart(nil, &Snapshot{Node: "liar2", Incarnation: 1}, make([]blocks.BlockHash, 1000), 0, 1<<20),
+	}
 	for i, a := range answers {
 		node := fmt.Sprint("liar", i)
 		if _, err := evil.Subscribe(snapshotSubject(DefaultPrefix, "stories260K", node), func(m *nats.Msg) { _ = m.Respond(a) }); err != nil {

@@ -181,16 +181,19 @@ func (s *Subscriber) fetchAndInstall(ctx context.Context, node string) error {
 	return fmt.Errorf("%w: %s: events keep missing after snapshots", ErrSnapshot, node)
 }
 
-// fetch requests node's snapshot and gathers its parts (at most 1024 of them: 2^28 keys
-// at the embedded server's 8 MiB payload limit, 2^25 at NATS' default 1 MiB).
+// maxParts bounds the parts of one snapshot: 2^28 keys at the embedded server's 8 MiB
+// payload limit, 2^25 at NATS' default 1 MiB.
+const maxParts = 1024
+
+// fetch requests node's snapshot and gathers its parts.
 func (s *Subscriber) fetch(ctx context.Context, node string) (*Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SnapshotTimeout)
 	defer cancel()
 	inbox := s.nc.NewRespInbox()
 	// A small channel of our own: SubscribeSync's default one is 512 KiB, cleared per
 	// request. Parts beyond its room are dropped by the client and the request fails.
-	parts := make(chan *nats.Msg, 1024)
-	sub, err := s.nc.ChanSubscribe(inbox, parts)
+	replies := make(chan *nats.Msg, maxParts)
+	sub, err := s.nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, node, err)
 	}
@@ -200,11 +203,11 @@ func (s *Subscriber) fetch(ctx context.Context, node string) (*Snapshot, error) 
 	}
 	var snap *Snapshot
 	var part snapshotPart
-	got := 0
+	got, parts := 0, 0
 	for {
 		var m *nats.Msg
 		select {
-		case m = <-parts:
+		case m = <-replies:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %s: %d parts received: %w", ErrSnapshot, node, got, ctx.Err())
 		}
@@ -215,18 +218,20 @@ func (s *Subscriber) fetch(ctx context.Context, node string) (*Snapshot, error) 
 			return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, node, err)
 		}
 		if snap == nil {
-			if part.Node != node {
-				return nil, fmt.Errorf("%w: asked %q, answered by %q", ErrSnapshot, node, part.Node)
+			if part.Node != node || part.parts > maxParts {
+				return nil, fmt.Errorf("%w: asked %q, answered by %q in %d parts", ErrSnapshot, node, part.Node, part.parts)
 			}
+			parts = part.parts
+			// All but the last part are full; presize, but not on a stranger's word alone.
 			snap = &Snapshot{Node: part.Node, Incarnation: part.Incarnation, Seq: part.Seq,
-				Keys: make([]blocks.BlockHash, 0, part.parts*len(part.Keys))} // all but the last part are full
+				Keys: make([]blocks.BlockHash, 0, min(part.parts*len(part.Keys), 1<<20))}
 		}
-		if part.Node != snap.Node || part.Incarnation != snap.Incarnation || part.Seq != snap.Seq || part.part != got {
+		if part.Node != snap.Node || part.Incarnation != snap.Incarnation || part.Seq != snap.Seq || part.part != got || part.parts != parts {
 			return nil, fmt.Errorf("%w: %s: inconsistent part %d of %d", ErrSnapshot, node, part.part, part.parts)
 		}
 		snap.Keys = append(snap.Keys, part.Keys...)
 		got++
-		if got == part.parts {
+		if got == parts {
 			return snap, nil
 		}
 	}
