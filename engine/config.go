@@ -100,6 +100,15 @@ type Config struct {
 	// RecordEvents keeps the prefix cache's stored/removed events for Events. Default off.
 	RecordEvents bool
 
+	// Downstream runs the layers after this engine's own when the engine leads a
+	// pipeline; nil (the default) runs the whole model in this process. A pipeline leader
+	// preempts by recomputing and has no disk tier: the later stages' K/V would have to
+	// move with the leader's.
+	Downstream Downstream
+	// LeaderLayers is how many layers (0..LeaderLayers-1) the leader runs itself when
+	// Downstream is set. Required then.
+	LeaderLayers int
+
 	// verify checks every invariant after every step and panics on a violation (tests).
 	verify bool
 }
@@ -155,6 +164,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("engine config: swap watermarks need 0 < low (%v) < high (%v) <= 1", c.SwapLow, c.SwapHigh)
 	case c.Preemption == Swap && c.SwapPath == "":
 		return fmt.Errorf("engine config: swap preemption needs a swap path")
+	case c.Downstream != nil && (c.SwapPath != "" || c.Preemption == Swap):
+		return fmt.Errorf("engine config: a pipeline leader has no disk tier")
+	case c.Downstream != nil && c.LeaderLayers < 1:
+		return fmt.Errorf("engine config: a pipeline leader needs LeaderLayers")
 	case c.Policy > Priority:
 		return fmt.Errorf("engine config: unknown policy %d", c.Policy)
 	}

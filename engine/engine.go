@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -48,6 +49,9 @@ type Engine struct {
 	batch   []model.Seq
 	row     []float32 // (vocab) logits copy for forked samples
 	samples []*seq
+	specs   []SampleSpec // this step's samples, in plan order
+	sampled []int        // the token drawn for each spec
+	stage   StageStep    // the step as the later stages see it (pipeline leaders)
 }
 
 // Stats is a snapshot of the engine, published after every step.
@@ -70,6 +74,14 @@ func New(m *model.Model, cfg Config) (*Engine, error) {
 		cfg.Identity = m.Identity()
 	}
 	shape := m.KVShape(cfg.BlockSize)
+	last := m.Config.Layers
+	if cfg.Downstream != nil {
+		if cfg.LeaderLayers >= last {
+			return nil, fmt.Errorf("engine: a leader of %d layers leaves none downstream of a %d-layer model", cfg.LeaderLayers, last)
+		}
+		last = cfg.LeaderLayers
+		shape.Layers = last
+	}
 	if cfg.NumBlocks == 0 {
 		cfg.NumBlocks = int(cfg.KVMemory / int64(shape.BlockBytes(cfg.KVDType)))
 	}
@@ -78,6 +90,7 @@ func New(m *model.Model, cfg Config) (*Engine, error) {
 	}
 	bc := blocks.DefaultConfig()
 	bc.Shape, bc.DType, bc.NumBlocks, bc.RecordEvents = shape, cfg.KVDType, cfg.NumBlocks, cfg.RecordEvents
+	bc.RecordCopies = cfg.Downstream != nil
 	cache, err := blocks.New(bc)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -93,7 +106,7 @@ func New(m *model.Model, cfg Config) (*Engine, error) {
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
-	e.runner = model.NewRunner(m, model.RunnerConfig{MaxTokens: cfg.MaxBatchTokens, Pool: e.pool})
+	e.runner = model.NewRunner(m, model.RunnerConfig{MaxTokens: cfg.MaxBatchTokens, Pool: e.pool, Last: last})
 	e.sc = &scheduler{cfg: cfg, cache: cache, salt: sha256.Sum256([]byte(identity))}
 	if cfg.SwapPath != "" {
 		if e.tier, err = openTier(context.Background(), cfg, cache, identity); err != nil {
@@ -256,8 +269,17 @@ func (e *Engine) loop() {
 		}
 		if err := e.step(); err != nil {
 			e.cfg.Logger.Error("step failed", "err", err)
-			for _, s := range slices.Clone(e.sc.plan) {
-				e.fail(s.r, err)
+			if errors.Is(err, ErrPipeline) {
+				// The later stages' K/V of every sequence is in doubt: end them all and
+				// forget the prefix cache, whose blocks the stages may no longer hold.
+				for _, r := range slices.Clone(e.active) {
+					e.fail(r, err)
+				}
+				e.forgetPrefixes()
+			} else {
+				for _, s := range slices.Clone(e.sc.plan) {
+					e.fail(s.r, err)
+				}
 			}
 		}
 		if e.tier != nil {
@@ -269,5 +291,12 @@ func (e *Engine) loop() {
 			}
 		}
 		e.publish()
+	}
+}
+
+// forgetPrefixes takes every block out of the prefix cache.
+func (e *Engine) forgetPrefixes() {
+	for b := range e.cache.NumBlocks() {
+		e.cache.Uncache(b)
 	}
 }

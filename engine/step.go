@@ -8,6 +8,7 @@ import (
 
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/model"
+	"github.com/kvmesh/kvmesh/model/sample"
 )
 
 // intake moves submitted requests into the scheduler. It reports whether the engine is
@@ -59,41 +60,80 @@ func (e *Engine) reap(abort bool) {
 func (e *Engine) step() error {
 	sc := e.sc
 	e.batch = e.batch[:0]
+	e.specs = e.specs[:0]
 	for i, s := range sc.plan {
 		n := sc.count[i]
 		end := s.table.Len
 		e.batch = append(e.batch, model.Seq{Table: s.table, Tokens: s.tokens[end-n : end]})
+		if s.remaining() > 0 {
+			continue // mid-prefill: the next chunk comes in a later step
+		}
+		// The samples this row gives: the sequence's own, and on its first token those of
+		// the request's other samples, which fork from it after the step.
+		samples := 1
+		if s.r.req.N > 1 && !s.r.forked {
+			samples = s.r.req.N
+		}
+		draw := len(s.tokens) - 1 - (s.prompt - 1)
+		for j := range samples {
+			p := s.params
+			p.Seed += uint64(j)
+			e.specs = append(e.specs, SampleSpec{Row: i, Params: p, Draw: draw})
+		}
 	}
 	start := time.Now()
-	logits, err := e.runner.Forward(e.batch, e.cache)
+	var err error
+	if e.cfg.Downstream == nil {
+		err = e.runLocal()
+	} else {
+		err = e.runPipeline()
+	}
 	if err != nil {
-		return fmt.Errorf("engine: forward: %w", err)
+		return err
 	}
 	e.met.stepSeconds.Observe(time.Since(start).Seconds())
 	e.met.batchTokens.Observe(float64(len(e.batch)))
-	vocab := e.model.Config.Vocab
+
+	next := 0 // the next entry of e.specs and e.sampled
 	for i, s := range slices.Clone(sc.plan) {
 		sc.hashFull(s)
-		if s.remaining() > 0 || s.state != running {
-			continue // mid-prefill: the next chunk comes in a later step
+		if next >= len(e.specs) || e.specs[next].Row != i {
+			continue
 		}
-		row := logits[i*vocab : (i+1)*vocab]
 		e.samples = append(e.samples[:0], s)
 		if s.r.req.N > 1 && !s.r.forked {
 			e.samples = append(e.samples, sc.fork(s)...)
 		}
-		// Sampling rewrites the row, so every sample but the last draws from a copy.
-		for j, x := range e.samples {
-			src := row
-			if j < len(e.samples)-1 {
-				copy(e.row, row)
-				src = e.row
-			}
-			pos := len(x.tokens) - 1
-			e.accept(x, e.smp.Sample(src, x.params, pos-(x.prompt-1)))
+		for _, x := range e.samples {
+			e.accept(x, e.sampled[next])
+			next++
 		}
 	}
 	return nil
+}
+
+// runLocal runs the whole model in this process and samples every spec.
+func (e *Engine) runLocal() error {
+	logits, err := e.runner.Forward(e.batch, e.cache)
+	if err != nil {
+		return fmt.Errorf("engine: forward: %w", err)
+	}
+	e.sampled = sampleSpecs(e.sampled[:0], e.smp, logits, e.model.Config.Vocab, e.specs, e.row)
+	return nil
+}
+
+// sampleSpecs draws one token per spec from its row of logits. Sampling rewrites a row, so
+// every spec but the last of a row draws from a copy in scratch (vocab).
+func sampleSpecs(dst []int, smp *sample.Sampler, logits []float32, vocab int, specs []SampleSpec, scratch []float32) []int {
+	for j, sp := range specs {
+		row := logits[sp.Row*vocab : (sp.Row+1)*vocab]
+		if j+1 < len(specs) && specs[j+1].Row == sp.Row {
+			copy(scratch, row)
+			row = scratch
+		}
+		dst = append(dst, smp.Sample(row, sp.Params, sp.Draw))
+	}
+	return dst
 }
 
 // accept adds a sampled token to s and ends s when it is done.

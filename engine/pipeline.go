@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kvmesh/kvmesh/blocks"
+	"github.com/kvmesh/kvmesh/model/sample"
+)
+
+// ErrPipeline: a later stage of the pipeline failed; every request that was running on it
+// has ended with this error, and a client may resubmit it elsewhere (Request.Resumed).
+var ErrPipeline = errors.New("engine: pipeline stage failed")
+
+// Downstream runs the layers after the leader's own: the rest of a pipeline, through to
+// the last stage, which samples. Step is called by the engine's loop only, one step at a
+// time.
+type Downstream interface {
+	// Step sends one step down the pipeline and returns the sampled token of every entry
+	// of s.Samples, in order.
+	Step(ctx context.Context, s *StageStep) ([]int, error)
+}
+
+// StageStep is one step as the later stages of a pipeline see it. The leader's scheduler
+// owns the KV blocks: every stage keeps its layers' K/V at the same block ids (a mirror
+// cache), repeating the leader's copy-on-write copies before running the step.
+type StageStep struct {
+	Seqs    []StageSeq    // the batch, in order; their tokens are consecutive rows of Hidden
+	Copies  []blocks.Copy // copy-on-write copies to repeat before the step, in order
+	Hidden  []float32     // (tokens, dim): the hidden states after the leader's layers
+	Samples []SampleSpec  // what the last stage samples, in order
+}
+
+// StageSeq is one sequence of a step: its block table after the step's allocation, and how
+// many new tokens it runs (they are its last New positions).
+type StageSeq struct {
+	Blocks []int
+	Len    int
+	New    int
+}
+
+// SampleSpec says how to draw one token: from logits row Row (the row of the Row-th
+// sequence of the step), with Params, as draw number Draw of its sample.
+type SampleSpec struct {
+	Row    int
+	Params sample.Params
+	Draw   int
+}
+
+// runPipeline runs the leader's layers, then the rest of the pipeline, which samples.
+func (e *Engine) runPipeline() error {
+	hidden, err := e.runner.Stage(e.batch, e.cache, nil)
+	if err != nil {
+		return fmt.Errorf("engine: forward: %w", err)
+	}
+	st := &e.stage
+	st.Seqs = st.Seqs[:0]
+	for i, s := range e.sc.plan {
+		st.Seqs = append(st.Seqs, StageSeq{Blocks: s.table.Blocks, Len: s.table.Len, New: e.sc.count[i]})
+	}
+	st.Copies = e.cache.TakeCopies(st.Copies[:0])
+	st.Hidden, st.Samples = hidden, e.specs
+	tokens, err := e.cfg.Downstream.Step(context.Background(), st)
+	if err == nil && len(tokens) != len(e.specs) {
+		err = fmt.Errorf("%d tokens for %d samples", len(tokens), len(e.specs))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPipeline, err)
+	}
+	e.sampled = append(e.sampled[:0], tokens...)
+	return nil
+}
+
+// SampleStep draws the tokens of a step's sample specs from the last stage's logits; the
+// last stage of a pipeline calls it. scratch is (vocab).
+func SampleStep(dst []int, smp *sample.Sampler, logits []float32, vocab int, specs []SampleSpec, scratch []float32) []int {
+	return sampleSpecs(dst, smp, logits, vocab, specs, scratch)
+}
