@@ -93,6 +93,10 @@ type Config struct {
 	// Identity names the model (weights, tokenizer) for the prefix hashes and the swap file.
 	// Default: the checkpoint's identity.
 	Identity string
+	// KeySeed is the parent of every sequence's first block key: the prefix cache's keys
+	// are kvindex.Keys(KeySeed, tokens, BlockSize), which the router computes too. Default:
+	// a hash of Identity, the KV type and the block size.
+	KeySeed blocks.BlockHash
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Registry receives the engine's metrics. Default: none are registered.

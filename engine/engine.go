@@ -107,7 +107,11 @@ func New(m *model.Model, cfg Config) (*Engine, error) {
 		done:  make(chan struct{}),
 	}
 	e.runner = model.NewRunner(m, model.RunnerConfig{MaxTokens: cfg.MaxBatchTokens, Pool: e.pool, Last: last})
-	e.sc = &scheduler{cfg: cfg, cache: cache, salt: sha256.Sum256([]byte(identity))}
+	seed := cfg.KeySeed
+	if seed == (blocks.BlockHash{}) {
+		seed = sha256.Sum256([]byte(identity))
+	}
+	e.sc = &scheduler{cfg: cfg, cache: cache, salt: seed}
 	if cfg.SwapPath != "" {
 		if e.tier, err = openTier(context.Background(), cfg, cache, identity); err != nil {
 			e.pool.Close()

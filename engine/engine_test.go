@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvmesh/kvmesh/blocks"
+	"github.com/kvmesh/kvmesh/kvindex"
 	"github.com/kvmesh/kvmesh/model"
 	"github.com/kvmesh/kvmesh/model/ckpt"
 	"github.com/kvmesh/kvmesh/model/sample"
@@ -418,5 +420,32 @@ func TestResumedRequest(t *testing.T) {
 	bad.Resumed = bad.MaxTokens
 	if _, err := e.Submit(context.Background(), bad); !errors.Is(err, ErrInvalid) {
 		t.Errorf("resuming past max tokens: %v, want ErrInvalid", err)
+	}
+}
+
+// TestKeySeedGivesRouterKeys checks that with a KeySeed the prefix cache's block keys are
+// exactly kvindex.Keys of the tokens, what a router computes on its own.
+func TestKeySeedGivesRouterKeys(t *testing.T) {
+	greedy, _ := loadReference(t)
+	seed := kvindex.Seed("model", "tokenizer", 16)
+	e := newEngine(t, Config{KeySeed: seed, RecordEvents: true})
+	c := longCases(greedy)[0]
+	runAll(t, e, []Request{c.request()})
+	stored := map[blocks.BlockHash]bool{}
+	for _, ev := range e.Events(nil) {
+		if ev.Kind == blocks.Stored {
+			stored[ev.Hash] = true
+		}
+	}
+	want, _ := c.want()
+	tokens := append(append([]int(nil), c.PromptIDs...), want...)
+	keys := kvindex.Keys(seed, tokens[:len(tokens)-1], 16) // the last token is never run
+	if len(keys) == 0 {
+		t.Fatal("no full block")
+	}
+	for i, k := range keys {
+		if !stored[k] {
+			t.Errorf("block %d: key %x was not stored", i, k[:6])
+		}
 	}
 }
