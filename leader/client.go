@@ -43,8 +43,9 @@ type Status struct {
 }
 
 // Dial connects to the leader at addr (host:port) and checks it with a Status call, so
-// an unreachable leader, a TLS mismatch or (with cfg.Model) a leader of another model
-// fails here. ctx bounds the dial only.
+// an unreachable leader or a TLS mismatch (ErrUnreachable), or with cfg.Model a leader of
+// another model (ErrWrongModel), fails here. ctx bounds the dial only. Later calls
+// reconnect by themselves when the connection drops.
 func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -61,13 +62,18 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("leader: dial %s: %w", addr, err)
 	}
 	c := &Client{cfg: cfg, addr: addr, conn: conn, api: pb.NewLeaderClient(conn)}
-	st, err := c.Status(ctx)
-	if err == nil && cfg.Model != "" && st.Model != cfg.Model {
-		err = fmt.Errorf("%w: %s serves %q, want %q", ErrWrongModel, addr, st.Model, cfg.Model)
+	st, err := c.api.Status(ctx, &pb.StatusRequest{})
+	switch {
+	case err != nil && ctx.Err() == nil && !reported(err):
+		err = fmt.Errorf("leader: dial %s: %w: %v", addr, ErrUnreachable, err)
+	case err != nil:
+		err = fmt.Errorf("leader: dial: %w", fromStatus(ctx, addr, err))
+	case cfg.Model != "" && st.Model != cfg.Model:
+		err = fmt.Errorf("leader: dial: %w: %s serves %q, want %q", ErrWrongModel, addr, st.Model, cfg.Model)
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("leader: dial: %w", err)
+		return nil, err
 	}
 	return c, nil
 }

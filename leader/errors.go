@@ -20,6 +20,9 @@ var (
 	// request ended; what became of the request on the leader is unknown. The router may
 	// resume it on another pipeline.
 	ErrBroken = errors.New("leader: connection broken")
+	// ErrUnreachable: Dial could not reach the leader: nothing listens, the TLS handshake
+	// failed (a wrong CA, a missing client certificate), or the peer does not speak gRPC.
+	ErrUnreachable = errors.New("leader: unreachable")
 	// ErrWrongModel: the leader serves another model than the caller expects.
 	ErrWrongModel = errors.New("leader: wrong model")
 	// ErrFailed: the generation failed inside the leader's engine (a failed step).
@@ -79,21 +82,31 @@ func fromStatus(ctx context.Context, addr string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("leader %s: request cancelled: %w", addr, context.Cause(ctx))
 	}
-	st, ok := status.FromError(err)
-	if ok {
-		for _, d := range st.Details() {
-			info, ok := d.(*errdetails.ErrorInfo)
-			if !ok || info.Domain != errorDomain {
-				continue
+	if info := errorInfo(err); info != nil {
+		kind := ErrFailed
+		for _, r := range reasons {
+			if r.reason == info.Reason {
+				kind = r.err
 			}
-			kind := ErrFailed
-			for _, r := range reasons {
-				if r.reason == info.Reason {
-					kind = r.err
-				}
-			}
-			return fmt.Errorf("leader %s: %w", addr, &remoteError{msg: st.Message(), kind: kind})
 		}
+		return fmt.Errorf("leader %s: %w", addr, &remoteError{msg: status.Convert(err).Message(), kind: kind})
 	}
 	return fmt.Errorf("leader %s: %w: %v", addr, ErrBroken, err)
+}
+
+// reported reports whether err is an error the leader reported, not the transport's.
+func reported(err error) bool { return errorInfo(err) != nil }
+
+// errorInfo returns the ErrorInfo of the leader's domain in err's status, or nil.
+func errorInfo(err error) *errdetails.ErrorInfo {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == errorDomain {
+			return info
+		}
+	}
+	return nil
 }

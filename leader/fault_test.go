@@ -126,7 +126,7 @@ func TestSilentLeader(t *testing.T) {
 // request waits behind another) is kept alive by heartbeats and completes.
 func TestQuietStreamLives(t *testing.T) {
 	n := startNode(t, engine.Config{}, ServerConfig{})
-	cfg := ClientConfig{Heartbeat: 50 * time.Millisecond, DeadAfter: 200 * time.Millisecond}
+	cfg := ClientConfig{Heartbeat: 100 * time.Millisecond, DeadAfter: time.Second}
 	c := dial(t, n.addr, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -140,7 +140,7 @@ func TestQuietStreamLives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * cfg.DeadAfter) // the request waits: nothing but heartbeats flows
+	time.Sleep(2 * cfg.DeadAfter) // the request waits: nothing but heartbeats flows
 	cancel()
 	for range busy {
 	}
