@@ -21,6 +21,8 @@ type Client struct {
 	addr string
 	conn *grpc.ClientConn
 	api  pb.LeaderClient
+
+	maxBuffer int // bounds the events buffered for one request (maxBuffer; tests lower it)
 }
 
 // Status is a leader's identity and load (the Status call).
@@ -61,7 +63,7 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leader: dial %s: %w", addr, err)
 	}
-	c := &Client{cfg: cfg, addr: addr, conn: conn, api: pb.NewLeaderClient(conn)}
+	c := &Client{cfg: cfg, addr: addr, conn: conn, api: pb.NewLeaderClient(conn), maxBuffer: maxBuffer}
 	st, err := c.api.Status(ctx, &pb.StatusRequest{})
 	switch {
 	case err != nil && ctx.Err() == nil && !reported(err):
@@ -139,8 +141,10 @@ func (c *Client) Submit(ctx context.Context, req engine.Request) (<-chan engine.
 	}
 	watchdog.Reset(c.cfg.DeadAfter)
 	// Buffered for every event the request can produce, as the engine's channel is, so
-	// the stream is drained at the leader's pace whatever the reader does.
-	events := make(chan engine.Event, req.N*(req.MaxTokens+1)+1)
+	// the stream is drained at the leader's pace whatever the reader does; past
+	// maxBuffer, a slow reader slows the stream instead (the leader's engine still
+	// never waits: its own channel holds every event).
+	events := make(chan engine.Event, min(req.N*(req.MaxTokens+1)+1, c.maxBuffer))
 	go func() {
 		defer close(events)
 		defer cancel(nil)
@@ -157,11 +161,8 @@ func (c *Client) Submit(ctx context.Context, req engine.Request) (<-chan engine.
 					continue // a heartbeat
 				}
 				if perr == nil {
-					select {
-					case events <- ev:
+					if err = deliver(sctx, events, ev, watchdog, c.cfg.DeadAfter); err == nil {
 						continue
-					case <-sctx.Done():
-						err = sctx.Err()
 					}
 				} else {
 					err = fmt.Errorf("leader %s: %w: protocol error: %v", c.addr, ErrBroken, perr)
@@ -179,6 +180,29 @@ func (c *Client) Submit(ctx context.Context, req engine.Request) (<-chan engine.
 	return events, nil
 }
 
+// maxBuffer bounds the events a Client buffers for one request.
+const maxBuffer = 1 << 14
+
+// deliver sends ev on events. When the reader lags and the buffer is full, the watchdog
+// is paused while waiting: a slow reader is not a silent leader.
+func deliver(ctx context.Context, events chan<- engine.Event, ev engine.Event, watchdog *time.Timer, deadAfter time.Duration) error {
+	select {
+	case events <- ev:
+		return nil
+	default:
+	}
+	paused := watchdog.Stop()
+	select {
+	case events <- ev:
+		if paused {
+			watchdog.Reset(deadAfter)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // accepted waits for the response header and returns nil if the leader queued the
 // request, or the error the stream ended with.
 func accepted(stream grpc.ServerStreamingClient[pb.GenerateEvent]) error {
@@ -192,7 +216,7 @@ func accepted(stream grpc.ServerStreamingClient[pb.GenerateEvent]) error {
 	if err != nil {
 		return err
 	}
-	return errors.New("the stream ended before the leader accepted the request")
+	return errors.New("the leader answered without accepting the request (no kvmesh-accepted header)")
 }
 
 // streamError classifies the error of a stream whose context is sctx, made from the

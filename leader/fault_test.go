@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -282,5 +283,26 @@ func (p *proxy) pipe(dst, src net.Conn) {
 			dst.Close()
 			return
 		}
+	}
+}
+
+// TestSlowReader: a reader that stops reading for longer than DeadAfter, with the
+// client's buffer full, is not mistaken for a silent leader; every event still arrives.
+func TestSlowReader(t *testing.T) {
+	n := startNode(t, engine.Config{}, ServerConfig{})
+	c := dial(t, n.addr, ClientConfig{Heartbeat: 50 * time.Millisecond, DeadAfter: 200 * time.Millisecond})
+	c.maxBuffer = 4
+	_, sampled := loadReference(t)
+	rc := sampled[0]
+	events, err := c.Submit(context.Background(), rc.request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the buffer to fill", func() bool { return len(events) == cap(events) })
+	time.Sleep(3 * 200 * time.Millisecond) // longer than DeadAfter, reading nothing
+	res := collect(events, 1)
+	want, finish := rc.want()
+	if res.err != nil || !slices.Equal(res.tokens[0], want) || res.finish[0] != finish {
+		t.Errorf("got %v %s (%v)\nwant %v %s", res.tokens[0], res.finish[0], res.err, want, finish)
 	}
 }

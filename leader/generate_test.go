@@ -1,7 +1,9 @@
 package leader
 
 import (
+	"context"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/kvmesh/kvmesh/engine"
@@ -59,4 +61,32 @@ func TestSamples(t *testing.T) {
 // tokens; about 6 s on the 2-core test machine), so a test can act in its middle.
 func heavy() engine.Request {
 	return engine.Request{Prompt: []int{bos, 400}, MaxTokens: 500, N: 64, Sampling: sample.Params{Temperature: 1, Seed: 3}}
+}
+
+// TestConcurrent: every reference case submitted at once through one Client, batched
+// together by the leader's engine, still equals the reference.
+func TestConcurrent(t *testing.T) {
+	n := startNode(t, engine.Config{}, ServerConfig{})
+	c := dial(t, n.addr, ClientConfig{})
+	greedy, sampled := loadReference(t)
+	cases := append(append([]refCase(nil), greedy...), sampled...)
+	results := make([]result, len(cases))
+	var wg sync.WaitGroup
+	for i, rc := range cases {
+		wg.Go(func() {
+			events, err := c.Submit(context.Background(), rc.request())
+			if err != nil {
+				results[i].err = err
+				return
+			}
+			results[i] = collect(events, 1)
+		})
+	}
+	wg.Wait()
+	for i, rc := range cases {
+		want, finish := rc.want()
+		if res := results[i]; res.err != nil || !slices.Equal(res.tokens[0], want) || res.finish[0] != finish {
+			t.Errorf("case %d (%q): got %v %s (%v)\nwant %v %s", i, rc.Prompt, res.tokens[0], res.finish[0], res.err, want, finish)
+		}
+	}
 }
