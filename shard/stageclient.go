@@ -1,0 +1,186 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kvmesh/kvmesh/engine"
+	pb "github.com/kvmesh/kvmesh/proto/kvmesh/v1"
+)
+
+// StageClient is a leader's side of the stage transport: an engine.Downstream that sends
+// each step to the first later stage of the pipeline over one Steps stream and returns
+// the last stage's tokens.
+//
+// A session is opened by DialPipeline and again by the first Step after any failure:
+// Hello (with a new epoch) through the whole chain, then a new Steps stream. A failed
+// step (a transport error, a stage's error status, or no reply within StepTimeout) ends
+// the session and returns an error wrapping ErrStageBroken, or ErrStageRefused when a
+// stage refused the new session; the engine then fails the running requests with
+// engine.ErrPipeline. So a replaced stage serves again from the first step after it is
+// back, and a stage that died or hangs mid-step is noticed within StepTimeout (at once
+// when its process dies, since its sockets close).
+//
+// Step is not safe for concurrent use (the engine calls it from its loop only); Close
+// may be called at any time.
+type StageClient struct {
+	cfg  PipelineConfig
+	conn *grpc.ClientConn
+	api  pb.StageClient
+
+	epoch  uint64                                                 // of the current or last session
+	stream grpc.BidiStreamingClient[pb.StepRequest, pb.StepReply] // nil without a session
+	cancel context.CancelFunc                                     // ends stream
+	id     uint64                                                 // the last step's id
+	req    pb.StepRequest                                         // reused for every step
+	tokens []int                                                  // the last step's tokens
+}
+
+var _ engine.Downstream = (*StageClient)(nil)
+
+// DialPipeline connects to the first of cfg.Stages and opens a session through the
+// chain, so a stage of another model, a chain whose ranges do not join up
+// (ErrStageRefused) or a stage that cannot be reached within HelloTimeout
+// (ErrStageBroken) fails here. ctx bounds this first Hello.
+func DialPipeline(ctx context.Context, cfg PipelineConfig) (*StageClient, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	creds, err := cfg.TLS.clientCredentials()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := dialStage(cfg.Stages[0], grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("shard: %w", err)
+	}
+	c := &StageClient{cfg: cfg, conn: conn, api: pb.NewStageClient(conn), epoch: uint64(time.Now().UnixNano())}
+	if err := c.open(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Epoch is the epoch of the current session, or of the last one if it failed.
+func (c *StageClient) Epoch() uint64 { return c.epoch }
+
+// Close ends the session and the connection.
+func (c *StageClient) Close() error {
+	c.reset()
+	return c.conn.Close()
+}
+
+// reset ends the current session's stream, if any.
+func (c *StageClient) reset() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.stream, c.cancel = nil, nil
+}
+
+// open opens a new session: Hello with the next epoch, then its Steps stream.
+func (c *StageClient) open(ctx context.Context) error {
+	c.reset()
+	c.epoch++
+	c.id = 0
+	c.conn.ResetConnectBackoff() // a stage replaced at the same address is tried at once
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HelloTimeout)
+	defer cancel()
+	_, err := c.api.Hello(hctx, &pb.HelloRequest{
+		Model: c.cfg.Model, BlockSize: uint32(c.cfg.BlockSize), NumBlocks: uint32(c.cfg.NumBlocks),
+		KvDtype: c.cfg.KVDType.String(), MaxTokens: uint32(c.cfg.MaxTokens), Pipeline: c.cfg.Pipeline,
+		Epoch: c.epoch, FirstLayer: uint32(c.cfg.FirstLayer), Next: c.cfg.Stages[1:],
+	}, grpc.WaitForReady(true))
+	if err != nil {
+		err = c.stageError("hello", err)
+		c.cfg.Logger.Warn("pipeline session refused or unreachable", "pipeline", c.cfg.Pipeline, "stages", c.cfg.Stages, "err", err)
+		return err
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	stream, err := c.api.Steps(sctx)
+	if err != nil {
+		scancel()
+		return c.stageError("open steps", err)
+	}
+	c.stream, c.cancel = stream, scancel
+	return nil
+}
+
+// stageError wraps an error of a call to the first stage: ErrStageRefused for a
+// refusal, ErrStageBroken otherwise.
+func (c *StageClient) stageError(op string, err error) error {
+	kind := ErrStageBroken
+	if status.Code(err) == codes.FailedPrecondition {
+		kind = ErrStageRefused
+	}
+	return fmt.Errorf("shard: pipeline %q %s (epoch %d, via %s): %w: %v", c.cfg.Pipeline, op, c.epoch, c.cfg.Stages[0], kind, err)
+}
+
+// errStepTimeout is the cause of a stream cancelled because a step took StepTimeout.
+var errStepTimeout = errors.New("no reply within the step timeout")
+
+// Step implements engine.Downstream: send st, wait for its tokens. Any failure ends the
+// session; the next Step opens a new one.
+func (c *StageClient) Step(ctx context.Context, st *engine.StageStep) ([]int, error) {
+	if c.stream == nil {
+		if err := c.open(ctx); err != nil {
+			return nil, err
+		}
+	}
+	c.id++
+	tokens, err := c.step(ctx, st)
+	if err != nil {
+		c.reset()
+		return nil, err
+	}
+	return tokens, nil
+}
+
+// step sends st and waits for its reply, at most StepTimeout.
+func (c *StageClient) step(ctx context.Context, st *engine.StageStep) ([]int, error) {
+	encodeStep(&c.req, c.id, c.epoch, st, st.Hidden)
+	timer := time.AfterFunc(c.cfg.StepTimeout, c.cancel)
+	stop := context.AfterFunc(ctx, c.cancel)
+	defer stop()
+	reply, err := c.roundTrip()
+	if !timer.Stop() { // the timer fired: the stream is cancelled, whatever came back
+		err = errStepTimeout
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("shard: pipeline %q step %d: %w", c.cfg.Pipeline, c.id, ctx.Err())
+	case err != nil:
+		if err == errStepTimeout {
+			err = fmt.Errorf("%w after %v", err, c.cfg.StepTimeout)
+		}
+		return nil, c.stageError(fmt.Sprintf("step %d", c.id), err)
+	case reply.Id != c.id:
+		return nil, c.stageError("step", fmt.Errorf("reply to step %d, want %d", reply.Id, c.id))
+	case len(reply.Tokens) != len(st.Samples):
+		return nil, c.stageError("step", fmt.Errorf("%d tokens for %d samples", len(reply.Tokens), len(st.Samples)))
+	}
+	c.tokens = c.tokens[:0]
+	for _, t := range reply.Tokens {
+		c.tokens = append(c.tokens, int(t))
+	}
+	return c.tokens, nil
+}
+
+// roundTrip sends c.req and receives its reply on the session's stream.
+func (c *StageClient) roundTrip() (*pb.StepReply, error) {
+	if err := c.stream.Send(&c.req); err != nil {
+		// io.EOF: the stream ended; its status comes to Recv.
+		if _, rerr := c.stream.Recv(); rerr != nil {
+			return nil, rerr
+		}
+		return nil, err
+	}
+	return c.stream.Recv()
+}
