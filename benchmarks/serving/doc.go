@@ -22,11 +22,14 @@
 //     run the same requests, and two runs of a benchmark run the same requests.
 //   - Baselines sample exactly as the engine does (the draw for a request's k-th token is
 //     a function of its seed and k), so the static baseline generates the same tokens as the
-//     engine: the throughput ratio compares the same work. Static checks this and reports
-//     the number of requests whose tokens differ (it must be zero).
+//     engine and the throughput ratio compares the same work. Static reports the number of
+//     requests whose tokens differ: zero whenever the forward pass gives bit-identical
+//     logits for a sequence whatever else is in its batch.
 //   - Nothing here edits the engine: the paged figure is what engine.Stats reports, sampled
-//     by polling (see Waste for what that costs in precision).
+//     by polling (see Waste for when that is exact).
 //   - Timings are wall clock and include everything the engine does (scheduling, sampling,
 //     the disk); another process loading the machine lowers both sides of a ratio, but not
-//     necessarily equally: read a run with the load average it records.
+//     necessarily equally. So repeated runs alternate and the fastest counts, every rate
+//     also comes per CPU-second of the process, and a run is read with the load average
+//     it records.
 package serving
