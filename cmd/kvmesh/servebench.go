@@ -71,9 +71,14 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 	bigPreset := fs.String("big-preset", "llama2c-42m", "synthetic preset with a context of at least 1024 for ttft and swap")
 	cacheDir := fs.String("cache-dir", filepath.Join(os.TempDir(), "kvmesh-bench"), "`dir` for synthetic checkpoints (shared with kvmesh bench)")
 	threads := fs.Int("threads", 0, "kernel threads (0: one per core)")
+	blockSize := fs.Int("block-size", 16, "tokens per KV block of every engine and baseline")
 	repeat := fs.Int("repeat", 0, "runs of each side of static and swap, alternating; the fastest counts (0: 2, or 1 with --quick)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *blockSize < 1 {
+		fmt.Fprintf(stderr, "kvmesh servebench: --block-size %d: must be positive\n", *blockSize)
+		return errUsage
 	}
 	if *repeat <= 0 {
 		*repeat = 2
@@ -125,7 +130,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		cfg := serving.WasteConfig{Threads: *threads}
+		cfg := serving.WasteConfig{Threads: *threads, BlockSize: *blockSize}
 		if *quick {
 			cfg.Mix = quickMix()
 		}
@@ -158,7 +163,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 				return err
 			}
 			fmt.Fprintf(stderr, "servebench: static batching against the engine on %s\n", name)
-			res, err := serving.Static(ctx, m, serving.StaticConfig{Mix: r.mix, Threads: *threads, Repeat: *repeat})
+			res, err := serving.Static(ctx, m, serving.StaticConfig{Mix: r.mix, Threads: *threads, Repeat: *repeat, BlockSize: *blockSize})
 			if err != nil {
 				return err
 			}
@@ -170,7 +175,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		cfg := serving.TTFTConfig{Threads: *threads}
+		cfg := serving.TTFTConfig{Threads: *threads, BlockSize: *blockSize}
 		if *quick {
 			cfg.PrefixTokens, cfg.Requests = 128, 4
 		}
@@ -186,7 +191,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		cfg := serving.SwapConfig{Threads: *threads, Repeat: *repeat}
+		cfg := serving.SwapConfig{Threads: *threads, Repeat: *repeat, BlockSize: *blockSize}
 		if *quick {
 			cfg.Groups, cfg.PrefixTokens, cfg.PerVisit, cfg.Rounds, cfg.MaxTokens = 4, 256, 2, 2, 8
 		}

@@ -75,10 +75,21 @@ func lookup(v any, path string) (any, error) {
 }
 
 func TestServebenchFlags(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	err := runServebench(context.Background(), []string{"--only", "waste,bogus"}, &stdout, &stderr)
-	if !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "bogus") {
-		t.Errorf("--only bogus: err %v, stderr %q", err, stderr.String())
+	for _, tc := range []struct {
+		args []string
+		want string // in stderr
+	}{
+		{[]string{"--only", "waste,bogus"}, "bogus"},
+		{[]string{"--block-size", "0"}, "--block-size 0"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := runServebench(context.Background(), tc.args, &stdout, &stderr)
+			if !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("err %v, stderr %q; want a usage error mentioning %q", err, stderr.String(), tc.want)
+			}
+		})
 	}
 }
 
