@@ -156,16 +156,8 @@ func (c *Client) Submit(ctx context.Context, req engine.Request) (<-chan engine.
 			}
 			if err == nil {
 				watchdog.Reset(c.cfg.DeadAfter)
-				ev, ok, perr := eventFromProto(msg, req.N)
-				if perr == nil && !ok {
-					continue // a heartbeat
-				}
-				if perr == nil {
-					if err = deliver(sctx, events, ev, watchdog, c.cfg.DeadAfter); err == nil {
-						continue
-					}
-				} else {
-					err = fmt.Errorf("leader %s: %w: protocol error: %v", c.addr, ErrBroken, perr)
+				if err = c.deliverAll(sctx, events, msg, req.N, watchdog); err == nil {
+					continue // events delivered, or a heartbeat
 				}
 			} else {
 				err = c.streamError(ctx, sctx, err)
@@ -182,6 +174,20 @@ func (c *Client) Submit(ctx context.Context, req engine.Request) (<-chan engine.
 
 // maxBuffer bounds the events a Client buffers for one request.
 const maxBuffer = 1 << 14
+
+// deliverAll sends the events of msg, a reply for a request of n samples, on events.
+func (c *Client) deliverAll(ctx context.Context, events chan<- engine.Event, msg *pb.GenerateReply, n int, watchdog *time.Timer) error {
+	for _, e := range msg.Events {
+		ev, err := eventFromProto(e, n)
+		if err != nil {
+			return fmt.Errorf("leader %s: %w: protocol error: %v", c.addr, ErrBroken, err)
+		}
+		if err := deliver(ctx, events, ev, watchdog, c.cfg.DeadAfter); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // deliver sends ev on events. When the reader lags and the buffer is full, the watchdog
 // is paused while waiting: a slow reader is not a silent leader.
@@ -205,7 +211,7 @@ func deliver(ctx context.Context, events chan<- engine.Event, ev engine.Event, w
 
 // accepted waits for the response header and returns nil if the leader queued the
 // request, or the error the stream ended with.
-func accepted(stream grpc.ServerStreamingClient[pb.GenerateEvent]) error {
+func accepted(stream grpc.ServerStreamingClient[pb.GenerateReply]) error {
 	md, err := stream.Header()
 	if err == nil && len(md.Get(acceptedKey)) > 0 {
 		return nil

@@ -10,6 +10,10 @@ import (
 	pb "github.com/kvmesh/kvmesh/proto/kvmesh/v1"
 )
 
+// Protocol is the minor revision of kvmesh.v1's Leader service this package speaks
+// (StatusReply.protocol).
+const Protocol = 1
+
 const (
 	// minHeartbeatMS is the shortest heartbeat interval a server grants.
 	minHeartbeatMS = 50
@@ -106,30 +110,26 @@ func finishFromProto(f pb.FinishReason) (engine.FinishReason, bool) {
 	return "", false
 }
 
-// eventFromProto is the engine's form of a wire event of a request with n samples; a
-// heartbeat gives ok = false. An event the request cannot have is an error.
-func eventFromProto(ev *pb.GenerateEvent, n int) (out engine.Event, ok bool, err error) {
+// eventFromProto is the engine's form of a wire event of a request with n samples. An
+// event the request cannot have is an error.
+func eventFromProto(ev *pb.GenerateEvent, n int) (out engine.Event, err error) {
 	if ev.Index < 0 || int(ev.Index) >= n {
-		return out, false, fmt.Errorf("event for sample %d of %d", ev.Index, n)
+		return out, fmt.Errorf("event for sample %d of %d", ev.Index, n)
 	}
 	out.Index = int(ev.Index)
 	switch k := ev.Kind.(type) {
 	case *pb.GenerateEvent_Token:
 		if k.Token < 0 {
-			return out, false, fmt.Errorf("token id %d", k.Token)
+			return out, fmt.Errorf("token id %d", k.Token)
 		}
 		out.Token = int(k.Token)
-		return out, true, nil
+		return out, nil
 	case *pb.GenerateEvent_Finish:
+		var ok bool
 		if out.Finish, ok = finishFromProto(k.Finish); !ok {
-			return out, false, fmt.Errorf("unknown finish reason %v", k.Finish)
+			return out, fmt.Errorf("unknown finish reason %v", k.Finish)
 		}
-		return out, true, nil
-	case *pb.GenerateEvent_Heartbeat:
-		return out, false, nil
+		return out, nil
 	}
-	return out, false, fmt.Errorf("event of unknown kind %T", ev.Kind)
+	return out, fmt.Errorf("event of unknown kind %T", ev.Kind)
 }
-
-// Protocol is the minor revision of kvmesh.v1 this package speaks (StatusReply.protocol).
-const Protocol = 1

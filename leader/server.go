@@ -169,9 +169,10 @@ func (s *Server) Status(context.Context, *pb.StatusRequest) (*pb.StatusReply, er
 }
 
 // Generate implements the Leader service: submit, send the accepted header, then relay
-// the engine's events (and heartbeats when quiet) until the request ends. Returning
+// the engine's events (and heartbeats when quiet) until the request ends. Each reply
+// carries every event the engine has handed out by then, up to maxReply. Returning
 // cancels the request's context, so a client that went away frees its blocks.
-func (s *Server) Generate(in *pb.GenerateRequest, stream grpc.ServerStreamingServer[pb.GenerateEvent]) error {
+func (s *Server) Generate(in *pb.GenerateRequest, stream grpc.ServerStreamingServer[pb.GenerateReply]) error {
 	if in.Model != "" && s.cfg.Model != "" && in.Model != s.cfg.Model {
 		err := fmt.Errorf("%w: this leader serves %q, the request is for %q", ErrWrongModel, s.cfg.Model, in.Model)
 		s.cfg.Logger.Warn("refused a request for another model", "served", s.cfg.Model, "requested", in.Model)
@@ -194,35 +195,84 @@ func (s *Server) Generate(in *pb.GenerateRequest, stream grpc.ServerStreamingSer
 		defer timer.Stop()
 		beat = timer.C
 	}
-	var out pb.GenerateEvent
-	token := &pb.GenerateEvent_Token{}
-	finish := &pb.GenerateEvent_Finish{}
-	heartbeat := &pb.GenerateEvent_Heartbeat{Heartbeat: &pb.Heartbeat{}}
+	r := newReply(min(maxReply, max(4*int(in.N), 16)))
 	for {
+		r.reset()
+		var end error // the request's error, sent as the status after the reply
+		done := false
 		select {
 		case ev, ok := <-events:
-			if !ok {
-				return nil
+			done, end = r.take(ev, ok)
+			for more := true; more && !done && r.room(); {
+				select {
+				case ev, ok := <-events:
+					done, end = r.take(ev, ok)
+				default:
+					more = false
+				}
 			}
-			if ev.Err != nil {
-				return toStatus(ev.Err)
-			}
-			out.Index = int32(ev.Index)
-			if ev.Finish != "" {
-				finish.Finish = finishToProto(ev.Finish)
-				out.Kind = finish
-			} else {
-				token.Token = int32(ev.Token)
-				out.Kind = token
-			}
-		case <-beat:
-			out.Index, out.Kind = 0, heartbeat
+		case <-beat: // a heartbeat: the reply stays empty
 		}
-		if err := stream.Send(&out); err != nil {
-			return err
+		if len(r.msg.Events) > 0 || !done {
+			if err := stream.Send(&r.msg); err != nil {
+				return err
+			}
+		}
+		if end != nil {
+			return toStatus(end)
+		}
+		if done {
+			return nil
 		}
 		if timer != nil {
 			timer.Reset(interval)
 		}
 	}
+}
+
+// maxReply bounds the events of one GenerateReply.
+const maxReply = 256
+
+// reply builds GenerateReply messages out of storage reused from one to the next.
+type reply struct {
+	msg    pb.GenerateReply
+	events []pb.GenerateEvent // (capacity) the events of msg point here
+	tokens []pb.GenerateEvent_Token
+	finish []pb.GenerateEvent_Finish
+}
+
+// newReply returns a reply for at most capacity events per message.
+func newReply(capacity int) *reply {
+	return &reply{
+		msg:    pb.GenerateReply{Events: make([]*pb.GenerateEvent, 0, capacity)},
+		events: make([]pb.GenerateEvent, capacity),
+		tokens: make([]pb.GenerateEvent_Token, capacity),
+		finish: make([]pb.GenerateEvent_Finish, capacity),
+	}
+}
+
+func (r *reply) reset()     { r.msg.Events = r.msg.Events[:0] }
+func (r *reply) room() bool { return len(r.msg.Events) < len(r.events) }
+
+// take adds the engine's event ev (ok false: the channel closed) and reports whether the
+// request is over, and with which error.
+func (r *reply) take(ev engine.Event, ok bool) (done bool, err error) {
+	switch {
+	case !ok:
+		return true, nil
+	case ev.Err != nil:
+		return true, ev.Err
+	}
+	i := len(r.msg.Events)
+	e := &r.events[i]
+	e.Index = int32(ev.Index)
+	if ev.Finish != "" {
+		r.finish[i].Finish = finishToProto(ev.Finish)
+		e.Kind = &r.finish[i]
+	} else {
+		r.tokens[i].Token = int32(ev.Token)
+		e.Kind = &r.tokens[i]
+	}
+	r.msg.Events = append(r.msg.Events, e)
+	return false, nil
 }

@@ -171,9 +171,9 @@ type GenerateRequest struct {
 	// model, when set, is the model identity the caller expects; a leader serving another
 	// refuses the request (WRONG_MODEL) instead of generating from the wrong weights.
 	Model string `protobuf:"bytes,8,opt,name=model,proto3" json:"model,omitempty"`
-	// heartbeat_ms asks the leader to send a heartbeat event whenever the stream has been
-	// quiet this long, so the caller can tell a silent leader from a slow one. 0 means no
-	// heartbeats; the leader raises values below 50 to 50.
+	// heartbeat_ms asks the leader to send a heartbeat (a GenerateReply without events)
+	// whenever the stream has been quiet this long, so the caller can tell a silent leader
+	// from a slow one. 0 means no heartbeats; the leader raises values below 50 to 50.
 	HeartbeatMs   uint32 `protobuf:"varint,9,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -272,9 +272,56 @@ func (x *GenerateRequest) GetHeartbeatMs() uint32 {
 	return 0
 }
 
-// GenerateEvent is one thing that happened to the request: a token of sample index, the
-// end of sample index, or a heartbeat that only says the leader is alive. The stream ends
-// without error after every sample has finished.
+// GenerateReply carries the events the leader has for the request at the moment it
+// sends: every token and finish of one engine step of all samples together, as a rule,
+// and never an event held back for later. A reply without events is a heartbeat. The
+// stream ends without error after every sample has finished.
+type GenerateReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*GenerateEvent       `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateReply) Reset() {
+	*x = GenerateReply{}
+	mi := &file_kvmesh_v1_leader_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateReply) ProtoMessage() {}
+
+func (x *GenerateReply) ProtoReflect() protoreflect.Message {
+	mi := &file_kvmesh_v1_leader_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateReply.ProtoReflect.Descriptor instead.
+func (*GenerateReply) Descriptor() ([]byte, []int) {
+	return file_kvmesh_v1_leader_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GenerateReply) GetEvents() []*GenerateEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// GenerateEvent is one thing that happened to the request: a token of sample index, or
+// the end of sample index. Events of one sample are in order.
 type GenerateEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// index is the sample the event belongs to (0 to n-1).
@@ -283,7 +330,6 @@ type GenerateEvent struct {
 	//
 	//	*GenerateEvent_Token
 	//	*GenerateEvent_Finish
-	//	*GenerateEvent_Heartbeat
 	Kind          isGenerateEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -291,7 +337,7 @@ type GenerateEvent struct {
 
 func (x *GenerateEvent) Reset() {
 	*x = GenerateEvent{}
-	mi := &file_kvmesh_v1_leader_proto_msgTypes[2]
+	mi := &file_kvmesh_v1_leader_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +349,7 @@ func (x *GenerateEvent) String() string {
 func (*GenerateEvent) ProtoMessage() {}
 
 func (x *GenerateEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kvmesh_v1_leader_proto_msgTypes[2]
+	mi := &file_kvmesh_v1_leader_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +362,7 @@ func (x *GenerateEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateEvent.ProtoReflect.Descriptor instead.
 func (*GenerateEvent) Descriptor() ([]byte, []int) {
-	return file_kvmesh_v1_leader_proto_rawDescGZIP(), []int{2}
+	return file_kvmesh_v1_leader_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GenerateEvent) GetIndex() int32 {
@@ -351,15 +397,6 @@ func (x *GenerateEvent) GetFinish() FinishReason {
 	return FinishReason_FINISH_REASON_UNSPECIFIED
 }
 
-func (x *GenerateEvent) GetHeartbeat() *Heartbeat {
-	if x != nil {
-		if x, ok := x.Kind.(*GenerateEvent_Heartbeat); ok {
-			return x.Heartbeat
-		}
-	}
-	return nil
-}
-
 type isGenerateEvent_Kind interface {
 	isGenerateEvent_Kind()
 }
@@ -374,53 +411,9 @@ type GenerateEvent_Finish struct {
 	Finish FinishReason `protobuf:"varint,3,opt,name=finish,proto3,enum=kvmesh.v1.FinishReason,oneof"`
 }
 
-type GenerateEvent_Heartbeat struct {
-	// heartbeat carries nothing; index is 0.
-	Heartbeat *Heartbeat `protobuf:"bytes,4,opt,name=heartbeat,proto3,oneof"`
-}
-
 func (*GenerateEvent_Token) isGenerateEvent_Kind() {}
 
 func (*GenerateEvent_Finish) isGenerateEvent_Kind() {}
-
-func (*GenerateEvent_Heartbeat) isGenerateEvent_Kind() {}
-
-// Heartbeat is the payload of a keep-alive event.
-type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Heartbeat) Reset() {
-	*x = Heartbeat{}
-	mi := &file_kvmesh_v1_leader_proto_msgTypes[3]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Heartbeat) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Heartbeat) ProtoMessage() {}
-
-func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_kvmesh_v1_leader_proto_msgTypes[3]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
-func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_kvmesh_v1_leader_proto_rawDescGZIP(), []int{3}
-}
 
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -675,14 +668,14 @@ const file_kvmesh_v1_leader_proto_rawDesc = "" +
 	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12\x18\n" +
 	"\aresumed\x18\a \x01(\x05R\aresumed\x12\x14\n" +
 	"\x05model\x18\b \x01(\tR\x05model\x12!\n" +
-	"\fheartbeat_ms\x18\t \x01(\rR\vheartbeatMs\"\xae\x01\n" +
+	"\fheartbeat_ms\x18\t \x01(\rR\vheartbeatMs\"A\n" +
+	"\rGenerateReply\x120\n" +
+	"\x06events\x18\x01 \x03(\v2\x18.kvmesh.v1.GenerateEventR\x06events\"x\n" +
 	"\rGenerateEvent\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x16\n" +
 	"\x05token\x18\x02 \x01(\x05H\x00R\x05token\x121\n" +
-	"\x06finish\x18\x03 \x01(\x0e2\x17.kvmesh.v1.FinishReasonH\x00R\x06finish\x124\n" +
-	"\theartbeat\x18\x04 \x01(\v2\x14.kvmesh.v1.HeartbeatH\x00R\theartbeatB\x06\n" +
-	"\x04kind\"\v\n" +
-	"\tHeartbeat\"\x0f\n" +
+	"\x06finish\x18\x03 \x01(\x0e2\x17.kvmesh.v1.FinishReasonH\x00R\x06finishB\x06\n" +
+	"\x04kind\"\x0f\n" +
 	"\rStatusRequest\"4\n" +
 	"\n" +
 	"LayerRange\x12\x14\n" +
@@ -707,7 +700,7 @@ const file_kvmesh_v1_leader_proto_rawDesc = "" +
 	"\x14FINISH_REASON_LENGTH\x10\x01\x12\x16\n" +
 	"\x12FINISH_REASON_STOP\x10\x022\x88\x01\n" +
 	"\x06Leader\x12B\n" +
-	"\bGenerate\x12\x1a.kvmesh.v1.GenerateRequest\x1a\x18.kvmesh.v1.GenerateEvent0\x01\x12:\n" +
+	"\bGenerate\x12\x1a.kvmesh.v1.GenerateRequest\x1a\x18.kvmesh.v1.GenerateReply0\x01\x12:\n" +
 	"\x06Status\x12\x18.kvmesh.v1.StatusRequest\x1a\x16.kvmesh.v1.StatusReplyB3Z1github.com/kvmesh/kvmesh/proto/kvmesh/v1;kvmeshv1b\x06proto3"
 
 var (
@@ -728,20 +721,20 @@ var file_kvmesh_v1_leader_proto_goTypes = []any{
 	(FinishReason)(0),       // 0: kvmesh.v1.FinishReason
 	(*Sampling)(nil),        // 1: kvmesh.v1.Sampling
 	(*GenerateRequest)(nil), // 2: kvmesh.v1.GenerateRequest
-	(*GenerateEvent)(nil),   // 3: kvmesh.v1.GenerateEvent
-	(*Heartbeat)(nil),       // 4: kvmesh.v1.Heartbeat
+	(*GenerateReply)(nil),   // 3: kvmesh.v1.GenerateReply
+	(*GenerateEvent)(nil),   // 4: kvmesh.v1.GenerateEvent
 	(*StatusRequest)(nil),   // 5: kvmesh.v1.StatusRequest
 	(*LayerRange)(nil),      // 6: kvmesh.v1.LayerRange
 	(*StatusReply)(nil),     // 7: kvmesh.v1.StatusReply
 }
 var file_kvmesh_v1_leader_proto_depIdxs = []int32{
 	1, // 0: kvmesh.v1.GenerateRequest.sampling:type_name -> kvmesh.v1.Sampling
-	0, // 1: kvmesh.v1.GenerateEvent.finish:type_name -> kvmesh.v1.FinishReason
-	4, // 2: kvmesh.v1.GenerateEvent.heartbeat:type_name -> kvmesh.v1.Heartbeat
+	4, // 1: kvmesh.v1.GenerateReply.events:type_name -> kvmesh.v1.GenerateEvent
+	0, // 2: kvmesh.v1.GenerateEvent.finish:type_name -> kvmesh.v1.FinishReason
 	6, // 3: kvmesh.v1.StatusReply.layers:type_name -> kvmesh.v1.LayerRange
 	2, // 4: kvmesh.v1.Leader.Generate:input_type -> kvmesh.v1.GenerateRequest
 	5, // 5: kvmesh.v1.Leader.Status:input_type -> kvmesh.v1.StatusRequest
-	3, // 6: kvmesh.v1.Leader.Generate:output_type -> kvmesh.v1.GenerateEvent
+	3, // 6: kvmesh.v1.Leader.Generate:output_type -> kvmesh.v1.GenerateReply
 	7, // 7: kvmesh.v1.Leader.Status:output_type -> kvmesh.v1.StatusReply
 	6, // [6:8] is the sub-list for method output_type
 	4, // [4:6] is the sub-list for method input_type
@@ -755,10 +748,9 @@ func file_kvmesh_v1_leader_proto_init() {
 	if File_kvmesh_v1_leader_proto != nil {
 		return
 	}
-	file_kvmesh_v1_leader_proto_msgTypes[2].OneofWrappers = []any{
+	file_kvmesh_v1_leader_proto_msgTypes[3].OneofWrappers = []any{
 		(*GenerateEvent_Token)(nil),
 		(*GenerateEvent_Finish)(nil),
-		(*GenerateEvent_Heartbeat)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

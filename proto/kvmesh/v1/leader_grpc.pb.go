@@ -59,7 +59,7 @@ type LeaderClient interface {
 	//
 	// A status without such details comes from the transport (connection lost, deadline):
 	// the request's fate on the leader is unknown, and the router may resume it elsewhere.
-	Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateEvent], error)
+	Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateReply], error)
 	// Status reports the leader's identity and load.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusReply, error)
 }
@@ -72,13 +72,13 @@ func NewLeaderClient(cc grpc.ClientConnInterface) LeaderClient {
 	return &leaderClient{cc}
 }
 
-func (c *leaderClient) Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateEvent], error) {
+func (c *leaderClient) Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateReply], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Leader_ServiceDesc.Streams[0], Leader_Generate_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[GenerateRequest, GenerateEvent]{ClientStream: stream}
+	x := &grpc.GenericClientStream[GenerateRequest, GenerateReply]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (c *leaderClient) Generate(ctx context.Context, in *GenerateRequest, opts .
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Leader_GenerateClient = grpc.ServerStreamingClient[GenerateEvent]
+type Leader_GenerateClient = grpc.ServerStreamingClient[GenerateReply]
 
 func (c *leaderClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -125,7 +125,7 @@ type LeaderServer interface {
 	//
 	// A status without such details comes from the transport (connection lost, deadline):
 	// the request's fate on the leader is unknown, and the router may resume it elsewhere.
-	Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateEvent]) error
+	Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateReply]) error
 	// Status reports the leader's identity and load.
 	Status(context.Context, *StatusRequest) (*StatusReply, error)
 	mustEmbedUnimplementedLeaderServer()
@@ -138,7 +138,7 @@ type LeaderServer interface {
 // pointer dereference when methods are called.
 type UnimplementedLeaderServer struct{}
 
-func (UnimplementedLeaderServer) Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateEvent]) error {
+func (UnimplementedLeaderServer) Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateReply]) error {
 	return status.Error(codes.Unimplemented, "method Generate not implemented")
 }
 func (UnimplementedLeaderServer) Status(context.Context, *StatusRequest) (*StatusReply, error) {
@@ -170,11 +170,11 @@ func _Leader_Generate_Handler(srv interface{}, stream grpc.ServerStream) error {
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(LeaderServer).Generate(m, &grpc.GenericServerStream[GenerateRequest, GenerateEvent]{ServerStream: stream})
+	return srv.(LeaderServer).Generate(m, &grpc.GenericServerStream[GenerateRequest, GenerateReply]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Leader_GenerateServer = grpc.ServerStreamingServer[GenerateEvent]
+type Leader_GenerateServer = grpc.ServerStreamingServer[GenerateReply]
 
 func _Leader_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StatusRequest)
