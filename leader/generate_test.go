@@ -2,12 +2,14 @@ package leader
 
 import (
 	"context"
+	"io"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/model/sample"
+	pb "github.com/kvmesh/kvmesh/proto/kvmesh/v1"
 )
 
 // TestReference: greedy and seeded sampled generations through a Client equal llama2.c's.
@@ -87,6 +89,56 @@ func TestConcurrent(t *testing.T) {
 		want, finish := rc.want()
 		if res := results[i]; res.err != nil || !slices.Equal(res.tokens[0], want) || res.finish[0] != finish {
 			t.Errorf("case %d (%q): got %v %s (%v)\nwant %v %s", i, rc.Prompt, res.tokens[0], res.finish[0], res.err, want, finish)
+		}
+	}
+}
+
+// TestRepliesCarrySteps: the events of one step of many samples travel together, in
+// fewer replies than events, and as a whole they are the engine's events.
+func TestRepliesCarrySteps(t *testing.T) {
+	n := startNode(t, engine.Config{}, ServerConfig{})
+	c := dial(t, n.addr, ClientConfig{})
+	req := engine.Request{Prompt: []int{bos, 400}, MaxTokens: 50, N: 16, Sampling: sample.Params{Temperature: 1, Seed: 11}}
+	in, err := toProto(req, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := pb.NewLeaderClient(c.conn).Generate(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, events := 0, 0
+	got := result{tokens: make([][]int, req.N), finish: make([]engine.FinishReason, req.N)}
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		replies++
+		events += len(msg.Events)
+		for _, e := range msg.Events {
+			ev, err := eventFromProto(e, req.N)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Finish != "" {
+				got.finish[ev.Index] = ev.Finish
+			} else {
+				got.tokens[ev.Index] = append(got.tokens[ev.Index], ev.Token)
+			}
+		}
+	}
+	t.Logf("%d events in %d replies", events, replies)
+	if replies >= events {
+		t.Errorf("%d events in %d replies: not batched", events, replies)
+	}
+	want := run(t, n.eng, req)
+	for i := range req.N {
+		if !slices.Equal(got.tokens[i], want.tokens[i]) || got.finish[i] != want.finish[i] {
+			t.Errorf("sample %d: got %v %s, the engine gives %v %s", i, got.tokens[i], got.finish[i], want.tokens[i], want.finish[i])
 		}
 	}
 }
