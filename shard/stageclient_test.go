@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -52,6 +54,13 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // stages (addresses in layer order).
 func pipeline(t testing.TB, m *model.Model, cfg engine.Config, stages ...string) (*engine.Engine, *recorder) {
 	t.Helper()
+	return pipelineWith(t, m, cfg, 0, nil, stages...)
+}
+
+// pipelineWith is pipeline with the client's StepTimeout (0: the default) and a hook
+// between the engine and the client.
+func pipelineWith(t testing.TB, m *model.Model, cfg engine.Config, stepTimeout time.Duration, hook *hookStep, stages ...string) (*engine.Engine, *recorder) {
+	t.Helper()
 	cfg.BlockSize, cfg.LeaderLayers = 16, 2
 	if cfg.MaxBatchTokens == 0 {
 		cfg.MaxBatchTokens = 256
@@ -59,18 +68,23 @@ func pipeline(t testing.TB, m *model.Model, cfg engine.Config, stages ...string)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	client, err := DialPipeline(ctx, PipelineConfig{Stages: stages, Model: m.Identity(), FirstLayer: 2,
-		BlockSize: 16, NumBlocks: cfg.NumBlocks, KVDType: blocks.FP32, MaxTokens: cfg.MaxBatchTokens, Pipeline: "p0", Logger: quiet})
+		BlockSize: 16, NumBlocks: cfg.NumBlocks, KVDType: blocks.FP32, MaxTokens: cfg.MaxBatchTokens, Pipeline: "p0", StepTimeout: stepTimeout, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	cfg.Downstream = &recorder{Downstream: client}
+	rec := &recorder{Downstream: client}
+	cfg.Downstream, cfg.Logger = rec, quiet
+	if hook != nil {
+		hook.Downstream = rec
+		cfg.Downstream = hook
+	}
 	e, err := engine.New(m, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Shutdown(context.Background()) })
-	return e, cfg.Downstream.(*recorder)
+	return e, rec
 }
 
 // recorder counts what passes through a Downstream: steps, copy-on-write copies sent, and
@@ -167,3 +181,158 @@ func TestStagePipelineMatchesReference(t *testing.T) {
 		})
 	}
 }
+
+// hookStep runs fn before the step numbered at (counting from 1) goes down the pipeline.
+type hookStep struct {
+	engine.Downstream
+	at, n int
+	fn    func()
+}
+
+func (h *hookStep) Step(ctx context.Context, st *engine.StageStep) ([]int, error) {
+	if h.n++; h.n == h.at {
+		h.fn()
+	}
+	return h.Downstream.Step(ctx, st)
+}
+
+// failRunning submits c, makes fault happen at its 20th step (in the engine's loop, while
+// the step is sent), and returns the time from the fault to the request's ErrPipeline.
+func failRunning(t *testing.T, e *engine.Engine, hook *hookStep, c refCase, fault func()) time.Duration {
+	t.Helper()
+	var (
+		mu    sync.Mutex // protects start
+		start time.Time
+	)
+	hook.n, hook.at = 0, 20
+	hook.fn = func() {
+		mu.Lock()
+		start = time.Now()
+		mu.Unlock()
+		go fault() // the step goes out while the fault happens
+	}
+	ch, err := e.Submit(context.Background(), c.request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last engine.Event
+	tokens := 0
+	for ev := range ch {
+		last = ev
+		if ev.Err == nil && ev.Finish == "" {
+			tokens++
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(last.Err, engine.ErrPipeline) || start.IsZero() {
+		t.Fatalf("after %d tokens: last event %+v, want ErrPipeline after the fault", tokens, last)
+	}
+	return time.Since(start)
+}
+
+// TestStageKilled: the last stage's server stops while a request generates; the request
+// ends with engine.ErrPipeline within a second; a new server on the same address takes
+// its place, and new requests match the reference.
+func TestStageKilled(t *testing.T) {
+	m := loadModel(t)
+	cases := referenceCases(t)
+	last := startStage(t, m, Range{3, 5}, "127.0.0.1:0")
+	mid := startStage(t, m, Range{2, 3}, "127.0.0.1:0")
+	hook := &hookStep{}
+	e, rec := pipelineWith(t, m, engine.Config{NumBlocks: 512}, 0, hook, mid.addr, last.addr)
+	took := failRunning(t, e, hook, cases[0], last.stop)
+	t.Logf("a killed last stage failed the running request after %v", took)
+	if took > time.Second {
+		t.Errorf("the request failed %v after the stage stopped, want < 1 s", took)
+	}
+	startStage(t, m, Range{3, 5}, last.addr)
+	submitAll(t, e, cases[:4])
+	if _, _, fails := rec.counts(); fails != 1 {
+		t.Errorf("%d failed steps, want 1", fails)
+	}
+}
+
+// TestStageHung: the network between the stages stops carrying bytes (a frozen proxy)
+// while a request generates: the step times out after StepTimeout and the request ends
+// with engine.ErrPipeline; once the network carries bytes again, new requests match the
+// reference over a new session.
+func TestStageHung(t *testing.T) {
+	m := loadModel(t)
+	cases := referenceCases(t)
+	last := startStage(t, m, Range{3, 5}, "127.0.0.1:0")
+	p := newFreezer(t, last.addr)
+	mid := startStage(t, m, Range{2, 3}, "127.0.0.1:0")
+	hook := &hookStep{}
+	const timeout = time.Second
+	e, _ := pipelineWith(t, m, engine.Config{NumBlocks: 512}, timeout, hook, mid.addr, p.addr)
+	took := failRunning(t, e, hook, cases[0], p.freeze)
+	t.Logf("a hung stage failed the running request after %v (StepTimeout %v)", took, timeout)
+	if took < timeout || took > timeout+500*time.Millisecond {
+		t.Errorf("the request failed %v after the network froze, want StepTimeout %v (+0.5 s)", took, timeout)
+	}
+	p.thaw()
+	submitAll(t, e, cases[:4])
+}
+
+// freezer is a TCP proxy to a stage whose forwarding can be stopped: a network fault
+// that leaves the connections open but carries no bytes.
+type freezer struct {
+	addr   string
+	target string
+	gate   sync.RWMutex // held for writing while frozen; forwarding holds it for reading
+}
+
+func newFreezer(t testing.TB, target string) *freezer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezer{addr: ln.Addr().String(), target: target}
+	var conns sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		conns.Wait()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			conns.Add(2)
+			go func() { defer conns.Done(); p.pipe(d, c) }()
+			go func() { defer conns.Done(); p.pipe(c, d) }()
+		}
+	}()
+	return p
+}
+
+// pipe copies src to dst while not frozen, and closes both at the end.
+func (p *freezer) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.gate.RLock()
+			_, werr := dst.Write(buf[:n])
+			p.gate.RUnlock()
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *freezer) freeze() { p.gate.Lock() }
+func (p *freezer) thaw()   { p.gate.Unlock() }
