@@ -91,6 +91,10 @@ type ClientConfig struct {
 	// answer. gRPC raises intervals below 10 s to 10 s, which is why streams rely on
 	// Heartbeat and DeadAfter instead. Defaults 10 s and 2 s.
 	PingInterval, PingTimeout time.Duration
+	// MaxReconnectDelay bounds the pause between attempts to reconnect to a leader whose
+	// connection dropped (gRPC backs off exponentially from 100 ms up to it), so a leader
+	// restarted at the same address is found again within about this long. Default 1 s.
+	MaxReconnectDelay time.Duration
 }
 
 // DefaultClientConfig returns the defaults.
@@ -98,21 +102,23 @@ func DefaultClientConfig() ClientConfig {
 	return ClientConfig{
 		Heartbeat:    500 * time.Millisecond,
 		DeadAfter:    2 * time.Second,
-		PingInterval: 10 * time.Second,
-		PingTimeout:  2 * time.Second,
+		PingInterval:      10 * time.Second,
+		PingTimeout:       2 * time.Second,
+		MaxReconnectDelay: time.Second,
 	}
 }
 
 // validate fills zero fields with their defaults and rejects unusable ones.
 func (c *ClientConfig) validate() error {
 	d := DefaultClientConfig()
-	if c.Heartbeat < 0 || c.DeadAfter < 0 || c.PingInterval < 0 || c.PingTimeout < 0 {
+	if c.Heartbeat < 0 || c.DeadAfter < 0 || c.PingInterval < 0 || c.PingTimeout < 0 || c.MaxReconnectDelay < 0 {
 		return fmt.Errorf("%w: negative duration", ErrConfig)
 	}
 	fill(&c.Heartbeat, d.Heartbeat)
 	fill(&c.DeadAfter, d.DeadAfter)
 	fill(&c.PingInterval, d.PingInterval)
 	fill(&c.PingTimeout, d.PingTimeout)
+	fill(&c.MaxReconnectDelay, d.MaxReconnectDelay)
 	if c.DeadAfter <= c.Heartbeat {
 		return fmt.Errorf("%w: DeadAfter %v must exceed Heartbeat %v", ErrConfig, c.DeadAfter, c.Heartbeat)
 	}

@@ -18,11 +18,18 @@
 //     INVALID_ARGUMENT, ErrClosed as UNAVAILABLE) and the client wraps the same sentinel
 //     again, so errors.Is works on its errors and the HTTP layer answers 429, 400, 503.
 //   - A request's events are the engine's, in the engine's order; the channel closes
-//     after the last. A request that the leader ended with an error ends with Event{Err}
+//     after the last. On the wire one reply carries every event the engine has handed
+//     out when the leader sends (one step of all samples, as a rule; at most 256), so n
+//     samples cost one message per step; nothing is held back to fill a reply. A request that the leader ended with an error ends with Event{Err}
 //     wrapping the sentinel. A stream that broke ends with Event{Err} wrapping
 //     ErrBroken: the request's fate on the leader is unknown and the caller may resume it
 //     elsewhere (engine.Request.Resumed). Cancelling the caller's ctx ends the channel
 //     with the context's error instead, never ErrBroken.
+//   - Dial checks the leader with a Status call and fails with ErrUnreachable (nothing
+//     listening, TLS refused) or ErrWrongModel. Afterwards the connection reconnects by
+//     itself, backing off up to ClientConfig.MaxReconnectDelay (1 s), so a leader
+//     restarted at the same address is found again; Close ends open streams with
+//     ErrBroken.
 //   - Cancelling the call cancels the engine request: the server's stream context is the
 //     request's context, so the engine frees the request's KV blocks. A client that
 //     vanishes without closing its connection is noticed by the server's keepalive

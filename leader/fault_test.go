@@ -306,3 +306,43 @@ func TestSlowReader(t *testing.T) {
 		t.Errorf("got %v %s (%v)\nwant %v %s", res.tokens[0], res.finish[0], res.err, want, finish)
 	}
 }
+
+// TestLeaderRestart: a Client whose leader was down for a second reaches the leader
+// started again at the same address by itself, within about MaxReconnectDelay, and its
+// requests succeed again.
+func TestLeaderRestart(t *testing.T) {
+	n := startNode(t, engine.Config{}, ServerConfig{Incarnation: 1})
+	c := dial(t, n.addr, ClientConfig{})
+	n.srv.Stop()
+	// A second of failed calls: the client's reconnection attempts back off meanwhile.
+	for down := time.Now(); time.Since(down) < time.Second; time.Sleep(50 * time.Millisecond) {
+		if _, err := c.Status(context.Background()); !errors.Is(err, ErrBroken) {
+			t.Fatalf("status of a stopped leader: got %v, want ErrBroken", err)
+		}
+	}
+	startNodeAt(t, n.addr, engine.Config{}, ServerConfig{Incarnation: 2})
+	start := time.Now()
+	waitFor(t, 10*time.Second, "the client to reach the restarted leader", func() bool {
+		st, err := c.Status(context.Background())
+		return err == nil && st.Incarnation == 2
+	})
+	t.Logf("reconnected %v after the restart", time.Since(start))
+	greedy, _ := loadReference(t)
+	if res := run(t, c, greedy[0].request()); res.err != nil {
+		t.Fatal(res.err)
+	}
+}
+
+// TestClientClose: closing a Client ends its open streams with ErrBroken, and the leader
+// frees their blocks.
+func TestClientClose(t *testing.T) {
+	n := startNode(t, engine.Config{}, ServerConfig{})
+	c := dial(t, n.addr, ClientConfig{})
+	events := firstEvent(t, context.Background(), c, heavy())
+	waitFor(t, 10*time.Second, "the request to hold blocks", n.holding)
+	c.Close()
+	if err, _ := drain(events); !errors.Is(err, ErrBroken) {
+		t.Errorf("stream ended with %v, want ErrBroken", err)
+	}
+	waitFor(t, 3*time.Second, "the engine to free the request's blocks", n.allFree)
+}

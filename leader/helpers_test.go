@@ -101,6 +101,12 @@ type node struct {
 // The cleanup stops both and checks that every KV block came back.
 func startNode(t testing.TB, ecfg engine.Config, scfg ServerConfig) *node {
 	t.Helper()
+	return startNodeAt(t, "127.0.0.1:0", ecfg, scfg)
+}
+
+// startNodeAt is startNode on addr.
+func startNodeAt(t testing.TB, addr string, ecfg engine.Config, scfg ServerConfig) *node {
+	t.Helper()
 	m := loadModel(t)
 	ecfg.Logger = quiet
 	eng, err := engine.New(m, ecfg)
@@ -115,7 +121,7 @@ func startNode(t testing.TB, ecfg engine.Config, scfg ServerConfig) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +132,7 @@ func startNode(t testing.TB, ecfg engine.Config, scfg ServerConfig) *node {
 		if err := <-n.served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		n.served <- nil // for a test that stops the node again
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := eng.Shutdown(ctx); err != nil {
