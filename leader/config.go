@@ -100,8 +100,8 @@ type ClientConfig struct {
 // DefaultClientConfig returns the defaults.
 func DefaultClientConfig() ClientConfig {
 	return ClientConfig{
-		Heartbeat:    500 * time.Millisecond,
-		DeadAfter:    2 * time.Second,
+		Heartbeat:         500 * time.Millisecond,
+		DeadAfter:         2 * time.Second,
 		PingInterval:      10 * time.Second,
 		PingTimeout:       2 * time.Second,
 		MaxReconnectDelay: time.Second,
