@@ -48,6 +48,14 @@ type StageServerConfig struct {
 	// dials the next stage with it (CAFile verifies the next stage, CertFile/KeyFile are
 	// presented to it). Default: off.
 	TLS TLS
+	// MaxKVBytes is the most memory the mirror KV cache of a session may take
+	// (num_blocks × the bytes of one block of this stage's layers); a Hello asking for
+	// more is refused (RESOURCE_EXHAUSTED), so a bad or hostile Hello cannot make the
+	// worker allocate without bound. Default 4 GiB.
+	MaxKVBytes int64
+	// MaxTokens is the most tokens per step a session may ask for (it sizes the
+	// Runner's buffers). Default 8192.
+	MaxTokens int
 	// HelloTimeout bounds a middle stage's Hello to the next stage. Default 5 s.
 	HelloTimeout time.Duration
 	// PingInterval is how long a connection may be idle before the server pings its
@@ -64,6 +72,8 @@ type StageServerConfig struct {
 // DefaultStageServerConfig returns the defaults (Model and Range are left to the caller).
 func DefaultStageServerConfig() StageServerConfig {
 	return StageServerConfig{
+		MaxKVBytes:       4 << 30,
+		MaxTokens:        8192,
 		HelloTimeout:     5 * time.Second,
 		PingInterval:     time.Second,
 		PingTimeout:      time.Second,
@@ -80,8 +90,16 @@ func (c *StageServerConfig) validate() error {
 		return fmt.Errorf("%w: no model", ErrStageConfig)
 	case c.Range.First < 1 || c.Range.Last > c.Model.Config.Layers || c.Range.First >= c.Range.Last:
 		return fmt.Errorf("%w: stage range %v of a %d-layer model (layer 0 is the leader's)", ErrStageConfig, c.Range, c.Model.Config.Layers)
+	case c.MaxKVBytes < 0 || c.MaxTokens < 0:
+		return fmt.Errorf("%w: negative MaxKVBytes or MaxTokens", ErrStageConfig)
 	case c.HelloTimeout < 0 || c.PingInterval < 0 || c.PingTimeout < 0 || c.HandshakeTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrStageConfig)
+	}
+	if c.MaxKVBytes == 0 {
+		c.MaxKVBytes = d.MaxKVBytes
+	}
+	if c.MaxTokens == 0 {
+		c.MaxTokens = d.MaxTokens
 	}
 	fillDuration(&c.HelloTimeout, d.HelloTimeout)
 	fillDuration(&c.PingInterval, d.PingInterval)

@@ -131,6 +131,9 @@ func (s *StageServer) Stop() {
 	}
 }
 
+// maxBlockSize bounds HelloRequest.block_size.
+const maxBlockSize = 1 << 12
+
 // refuse logs and returns a FAILED_PRECONDITION status for a Hello.
 func (s *StageServer) refuse(in *pb.HelloRequest, msg string) error {
 	s.cfg.Logger.Warn("stage refused a session: "+msg, "range", s.cfg.Range.String(),
@@ -153,9 +156,17 @@ func (s *StageServer) Hello(ctx context.Context, in *pb.HelloRequest) (*pb.Hello
 		return nil, s.refuse(in, fmt.Sprintf("the chain ends at layer %d of %d", r.Last, layers))
 	}
 	kv, err := blocks.ParseDType(in.KvDtype)
-	if err != nil || in.BlockSize == 0 || in.NumBlocks == 0 || in.MaxTokens == 0 || in.MaxTokens > 1<<20 {
+	if err != nil || in.BlockSize == 0 || in.BlockSize > maxBlockSize || in.NumBlocks == 0 || in.MaxTokens == 0 {
 		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("stage %v: bad geometry: block size %d, %d blocks, kv %q, %d tokens",
 			r, in.BlockSize, in.NumBlocks, in.KvDtype, in.MaxTokens))
+	}
+	shape := m.KVShape(int(in.BlockSize))
+	shape.Layers = r.Len()
+	if kvBytes := int64(in.NumBlocks) * int64(shape.BlockBytes(kv)); kvBytes > s.cfg.MaxKVBytes || int(in.MaxTokens) > s.cfg.MaxTokens {
+		s.cfg.Logger.Warn("stage refused a session too large for it", "range", r.String(), "pipeline", in.Pipeline,
+			"kv_bytes", kvBytes, "max_kv_bytes", s.cfg.MaxKVBytes, "tokens", in.MaxTokens, "max_tokens", s.cfg.MaxTokens)
+		return nil, status.Error(codes.ResourceExhausted, fmt.Sprintf("stage %v: a session of %d KV bytes and %d tokens per step; this stage allows %d and %d",
+			r, kvBytes, in.MaxTokens, s.cfg.MaxKVBytes, s.cfg.MaxTokens))
 	}
 	if old := s.takeSession(); old != nil {
 		old.close() // first, so the old cache's memory is free for the new

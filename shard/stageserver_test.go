@@ -70,6 +70,12 @@ type stage struct {
 // cleanup stops it. Stop may also be called by the test.
 func startStage(t testing.TB, m *model.Model, r Range, addr string) *stage {
 	t.Helper()
+	return startStageWith(t, StageServerConfig{Model: m, Range: r}, addr)
+}
+
+// startStageWith is startStage with a config (its Logger is replaced).
+func startStageWith(t testing.TB, cfg StageServerConfig, addr string) *stage {
+	t.Helper()
 	var ln net.Listener
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); ; { // a port just freed may linger
@@ -82,7 +88,8 @@ func startStage(t testing.TB, m *model.Model, r Range, addr string) *stage {
 		t.Fatal(err)
 	}
 	log := &syncBuffer{}
-	srv, err := NewStageServer(StageServerConfig{Model: m, Range: r, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	srv, err := NewStageServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +155,10 @@ func TestStageHelloRefuses(t *testing.T) {
 		{"next stage misses a layer", func(h *pb.HelloRequest) { h.Next = []string{mid.addr} }, codes.FailedPrecondition, "the previous stage ends at layer 3, this stage starts at 2", mid},
 		{"bad dtype", func(h *pb.HelloRequest) { h.KvDtype = "fp8" }, codes.InvalidArgument, "bad geometry", nil},
 		{"no blocks", func(h *pb.HelloRequest) { h.NumBlocks = 0 }, codes.InvalidArgument, "bad geometry", nil},
+		{"huge blocks", func(h *pb.HelloRequest) { h.BlockSize = 1 << 20 }, codes.InvalidArgument, "bad geometry", nil},
+		{"cache too large", func(h *pb.HelloRequest) { h.NumBlocks = 1 << 31 }, codes.ResourceExhausted, "this stage allows 4294967296", nil},
+		{"steps too large", func(h *pb.HelloRequest) { h.MaxTokens = 1 << 30 }, codes.ResourceExhausted, "and 1073741824 tokens per step", nil},
+		{"ok again", func(*pb.HelloRequest) {}, codes.OK, "", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			in := ok()
@@ -226,23 +237,35 @@ func TestStageSteps(t *testing.T) {
 	}
 }
 
-// TestStageGarbage: random bytes, a half HTTP/2 preface and a silent connection on the
-// port do not crash the server, which then still answers health checks and Hellos.
+// TestStageGarbage: random bytes, a corrupt HTTP/2 stream, HTTP/1 and a silent
+// connection on the port are dropped by the server (the silent one after
+// HandshakeTimeout), which then still answers health checks and Hellos.
 func TestStageGarbage(t *testing.T) {
 	m := loadModel(t)
-	last := startStage(t, m, Range{3, 5}, "127.0.0.1:0")
+	last := startStageWith(t, StageServerConfig{Model: m, Range: Range{3, 5}, HandshakeTimeout: 200 * time.Millisecond}, "127.0.0.1:0")
 	junk := make([]byte, 64<<10)
 	rand.Read(junk)
+	var wg sync.WaitGroup
 	for _, payload := range [][]byte{junk, []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + string(junk[:4096])), []byte("GET / HTTP/1.1\r\n\r\n"), nil} {
-		c, err := net.Dial("tcp", last.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(2 * time.Second))
-		c.Write(payload)
-		io.Copy(io.Discard, c) // until the server drops us or the deadline
-		c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", last.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			c.Write(payload)
+			_, err = io.Copy(io.Discard, c) // until the server drops us, or the deadline
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Errorf("%.20q: the server kept the connection open", payload)
+			}
+		}()
 	}
+	wg.Wait()
 	conn, err := grpc.NewClient(last.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

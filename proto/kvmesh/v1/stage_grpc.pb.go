@@ -53,6 +53,7 @@ const (
 //	                     current session (a newer Hello replaced it)
 //	INVALID_ARGUMENT     a malformed step (block ids outside the cache, shapes that do
 //	                     not add up) or Hello geometry
+//	RESOURCE_EXHAUSTED   Hello: a KV cache or step size beyond what the stage allows
 //	UNAVAILABLE and others come from the transport or from a later stage; a stage
 //	                     relays a later stage's status unchanged.
 //
@@ -120,6 +121,7 @@ type Stage_StepsClient = grpc.BidiStreamingClient[StepRequest, StepReply]
 //	                     current session (a newer Hello replaced it)
 //	INVALID_ARGUMENT     a malformed step (block ids outside the cache, shapes that do
 //	                     not add up) or Hello geometry
+//	RESOURCE_EXHAUSTED   Hello: a KV cache or step size beyond what the stage allows
 //	UNAVAILABLE and others come from the transport or from a later stage; a stage
 //	                     relays a later stage's status unchanged.
 //
