@@ -39,7 +39,8 @@ type Engine struct {
 	nextID   uint64
 	waiting  int // requests submitted and not yet admitted, for the queue limit
 	stats    Stats
-	pending  []blocks.Event // prefix cache events not yet taken by Events
+	pending  []blocks.Event                // prefix cache events not yet taken by Events
+	cached   map[blocks.BlockHash]struct{} // keys in the prefix cache as of the last step (RecordEvents)
 
 	wake chan struct{} // a request arrived or the engine is closing (buffered, 1)
 	done chan struct{} // the loop has exited
@@ -224,6 +225,17 @@ func (e *Engine) Events(dst []blocks.Event) []blocks.Event {
 	defer e.mu.Unlock()
 	dst = append(dst, e.pending...)
 	e.pending = e.pending[:0]
+	return dst
+}
+
+// CachedKeys appends the keys of the blocks in the prefix cache as of the last step
+// (Config.RecordEvents), for a snapshot of the router's index. Safe from any goroutine.
+func (e *Engine) CachedKeys(dst []blocks.BlockHash) []blocks.BlockHash {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k := range e.cached {
+		dst = append(dst, k)
+	}
 	return dst
 }
 

@@ -443,9 +443,13 @@ func TestKeySeedGivesRouterKeys(t *testing.T) {
 	if len(keys) == 0 {
 		t.Fatal("no full block")
 	}
+	cached := map[blocks.BlockHash]bool{}
+	for _, k := range e.CachedKeys(nil) {
+		cached[k] = true
+	}
 	for i, k := range keys {
-		if !stored[k] {
-			t.Errorf("block %d: key %x was not stored", i, k[:6])
+		if !stored[k] || !cached[k] {
+			t.Errorf("block %d: key %x stored %v, listed as cached %v", i, k[:6], stored[k], cached[k])
 		}
 	}
 }

@@ -206,7 +206,18 @@ func (e *Engine) publish() {
 	e.stats = st
 	e.waiting = len(e.inbox) + countWaiting(e.active)
 	if e.cfg.RecordEvents {
+		n := len(e.pending)
 		e.pending = e.cache.TakeEvents(e.pending)
+		if e.cached == nil {
+			e.cached = make(map[blocks.BlockHash]struct{})
+		}
+		for _, ev := range e.pending[n:] {
+			if ev.Kind == blocks.Stored {
+				e.cached[ev.Hash] = struct{}{}
+			} else {
+				delete(e.cached, ev.Hash)
+			}
+		}
 	}
 	e.mu.Unlock()
 	e.met.update(st, e.tier)
