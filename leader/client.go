@@ -149,7 +149,7 @@ func (c *Client) Submit(ctx context.Context, req engine.Request) (<-chan engine.
 	// the stream is drained at the leader's pace whatever the reader does; past
 	// maxBuffer, a slow reader slows the stream instead (the leader's engine still
 	// never waits: its own channel holds every event).
-	events := make(chan engine.Event, min(req.N*(req.MaxTokens+1)+1, c.maxBuffer))
+	events := make(chan engine.Event, max(min(req.N*(req.MaxTokens+1)+1, c.maxBuffer), 1))
 	go func() {
 		defer close(events)
 		defer cancel(nil)
@@ -164,12 +164,16 @@ func (c *Client) Submit(ctx context.Context, req engine.Request) (<-chan engine.
 				if err = c.deliverAll(sctx, events, msg, req.N, watchdog); err == nil {
 					continue // events delivered, or a heartbeat
 				}
-			} else {
-				err = c.streamError(ctx, sctx, err)
 			}
+			// The last event waits for a slow reader, but not for one that left.
+			last := engine.Event{Err: c.streamError(ctx, sctx, err)}
 			select {
-			case events <- engine.Event{Err: err}:
-			default: // the buffer is full only if the leader sent more than it could
+			case events <- last:
+			default:
+				select {
+				case events <- last:
+				case <-ctx.Done():
+				}
 			}
 			return
 		}

@@ -33,14 +33,18 @@ func firstEvent(t *testing.T, ctx context.Context, c *Client, req engine.Request
 	return events
 }
 
-// drain reads events to the end and returns the last error and when the channel closed.
-func drain(events <-chan engine.Event) (err error, closed time.Time) {
+// drain reads events to the end and returns the last error, when the channel closed and
+// when the last event before the error came.
+func drain(events <-chan engine.Event) (err error, closed, last time.Time) {
+	last = time.Now()
 	for ev := range events {
 		if ev.Err != nil {
 			err = ev.Err
+		} else {
+			last = time.Now()
 		}
 	}
-	return err, time.Now()
+	return err, time.Now(), last
 }
 
 // allFree reports whether the engine holds no request and every block is free.
@@ -64,13 +68,13 @@ func TestStopMidStream(t *testing.T) {
 	waitFor(t, 10*time.Second, "the request to hold blocks", n.holding)
 	start := time.Now()
 	n.srv.Stop()
-	err, closed := drain(events)
+	err, closed, _ := drain(events)
 	if !errors.Is(err, ErrBroken) {
 		t.Fatalf("stream ended with %v, want ErrBroken", err)
 	}
 	took := closed.Sub(start)
 	t.Logf("stream broken %v after Stop: %v", took, err)
-	if took > time.Second {
+	if took > 2*time.Second {
 		t.Errorf("the client took %v to notice", took)
 	}
 	waitFor(t, 3*time.Second, "the engine to free the request's blocks", n.allFree)
@@ -87,7 +91,7 @@ func TestCancelFreesBlocks(t *testing.T) {
 	waitFor(t, 10*time.Second, "the request to hold blocks", n.holding)
 	start := time.Now()
 	cancel()
-	err, _ := drain(events)
+	err, _, _ := drain(events)
 	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrBroken) {
 		t.Errorf("stream ended with %v, want context.Canceled", err)
 	}
@@ -99,10 +103,12 @@ func TestCancelFreesBlocks(t *testing.T) {
 }
 
 // TestSilentLeader: a leader that stops answering without closing the connection (a
-// frozen network between the two) is given up within DeadAfter, with ErrBroken; the
-// leader's keepalive then notices the silent client and frees the request's blocks.
+// frozen network between the two) is given up DeadAfter after its last message, with
+// ErrBroken; the leader's keepalive then notices the silent client and cancels the
+// request, long before it could have finished (with 16 tokens a step, the 64 samples of
+// heavy take tens of seconds).
 func TestSilentLeader(t *testing.T) {
-	n := startNode(t, engine.Config{}, ServerConfig{})
+	n := startNode(t, engine.Config{MaxBatchTokens: 16}, ServerConfig{})
 	p := startProxy(t, n.addr)
 	cfg := DefaultClientConfig()
 	c := dial(t, p.addr(), cfg)
@@ -110,16 +116,16 @@ func TestSilentLeader(t *testing.T) {
 	waitFor(t, 10*time.Second, "the request to hold blocks", n.holding)
 	p.freeze()
 	start := time.Now()
-	err, closed := drain(events)
+	err, closed, last := drain(events)
 	if !errors.Is(err, ErrBroken) {
 		t.Fatalf("stream ended with %v, want ErrBroken", err)
 	}
-	took := closed.Sub(start)
-	t.Logf("silent leader given up %v after the freeze (DeadAfter %v): %v", took, cfg.DeadAfter, err)
-	if took < cfg.DeadAfter-cfg.Heartbeat || took > cfg.DeadAfter+time.Second {
-		t.Errorf("gave up after %v, want about %v", took, cfg.DeadAfter)
+	silent := closed.Sub(last)
+	t.Logf("silent leader given up %v after its last message, %v after the freeze (DeadAfter %v): %v", silent, closed.Sub(start), cfg.DeadAfter, err)
+	if silent < cfg.DeadAfter-cfg.Heartbeat || silent > cfg.DeadAfter+2*time.Second {
+		t.Errorf("gave up %v after the last message, want about %v", silent, cfg.DeadAfter)
 	}
-	waitFor(t, 10*time.Second, "the leader to drop the silent client's request", n.allFree)
+	waitFor(t, 15*time.Second, "the leader to drop the silent client's request", n.allFree)
 	t.Logf("leader freed the blocks %v after the freeze", time.Since(start))
 }
 
@@ -127,7 +133,7 @@ func TestSilentLeader(t *testing.T) {
 // request waits behind another) is kept alive by heartbeats and completes.
 func TestQuietStreamLives(t *testing.T) {
 	n := startNode(t, engine.Config{}, ServerConfig{})
-	cfg := ClientConfig{Heartbeat: 100 * time.Millisecond, DeadAfter: time.Second}
+	cfg := ClientConfig{Heartbeat: 200 * time.Millisecond, DeadAfter: 2 * time.Second}
 	c := dial(t, n.addr, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -141,7 +147,7 @@ func TestQuietStreamLives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * cfg.DeadAfter) // the request waits: nothing but heartbeats flows
+	time.Sleep(cfg.DeadAfter + time.Second) // the request waits: nothing but heartbeats flow
 	cancel()
 	for range busy {
 	}
@@ -341,7 +347,7 @@ func TestClientClose(t *testing.T) {
 	events := firstEvent(t, context.Background(), c, heavy())
 	waitFor(t, 10*time.Second, "the request to hold blocks", n.holding)
 	c.Close()
-	if err, _ := drain(events); !errors.Is(err, ErrBroken) {
+	if err, _, _ := drain(events); !errors.Is(err, ErrBroken) {
 		t.Errorf("stream ended with %v, want ErrBroken", err)
 	}
 	waitFor(t, 3*time.Second, "the engine to free the request's blocks", n.allFree)

@@ -109,6 +109,9 @@ func startNodeAt(t testing.TB, addr string, ecfg engine.Config, scfg ServerConfi
 	t.Helper()
 	m := loadModel(t)
 	ecfg.Logger = quiet
+	if ecfg.Threads == 0 {
+		ecfg.Threads = 1 // leave a core to the transport and to other packages' tests
+	}
 	eng, err := engine.New(m, ecfg)
 	if err != nil {
 		t.Fatal(err)
