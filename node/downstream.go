@@ -1,0 +1,76 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kvmesh/kvmesh/engine"
+	"github.com/kvmesh/kvmesh/shard"
+)
+
+// errNoPipeline: the leader's pipeline is missing a stage.
+var errNoPipeline = errors.New("node: the pipeline is not complete")
+
+// downstream is a leader's engine.Downstream over the stages membership reports: it dials
+// a session when the chain is complete and re-dials when a stage is replaced.
+type downstream struct {
+	log      *slog.Logger
+	geometry shard.PipelineConfig // everything but Stages, set once the engine exists
+
+	mu     sync.Mutex // protects client and addrs
+	client *shard.StageClient
+	addrs  []string
+}
+
+var _ engine.Downstream = (*downstream)(nil)
+
+// sync points the downstream at the chain of addrs (nil: incomplete) and reports whether
+// a session through it is open.
+func (d *downstream) sync(addrs []string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !slices.Equal(addrs, d.addrs) {
+		if d.client != nil {
+			d.client.Close()
+			d.client = nil
+		}
+		d.addrs = addrs
+	}
+	if d.client == nil && len(addrs) > 0 {
+		cfg := d.geometry
+		cfg.Stages = addrs
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := shard.DialPipeline(ctx, cfg)
+		cancel()
+		if err != nil {
+			d.log.Warn("pipeline not ready", "stages", addrs, "err", err)
+			return false
+		}
+		d.client = c
+		d.log.Info("pipeline connected", "stages", addrs)
+	}
+	return d.client != nil
+}
+
+func (d *downstream) Step(ctx context.Context, st *engine.StageStep) ([]int, error) {
+	d.mu.Lock()
+	c := d.client
+	d.mu.Unlock()
+	if c == nil {
+		return nil, errNoPipeline
+	}
+	return c.Step(ctx, st)
+}
+
+func (d *downstream) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.client != nil {
+		d.client.Close()
+		d.client = nil
+	}
+}

@@ -1,0 +1,398 @@
+// Package node runs one worker of a kvmesh cluster: it holds a layer range of the model,
+// joins membership, and serves either as a pipeline leader (layer 0: the engine, the
+// Leader gRPC service for routers, KV events on NATS) or as a later stage (the Stage gRPC
+// service). cmd/node is this package behind flags; tests start nodes in-process.
+//
+// # Life of a node
+//
+//  1. Open the checkpoint and join the cluster in state "loading".
+//  2. Take the layer range: the one configured, or (none configured) the one placement
+//     gives it from the ranges the members gossip: a gap a dead worker left first, else a
+//     new pipeline (shard.Plan.Assign).
+//  3. Serve gRPC. A later stage is ready at once. A leader is ready once every later
+//     layer of its pipeline is held by a ready member and a session through them is open;
+//     it watches membership and re-dials its pipeline when a stage is replaced.
+//  4. Gossip load (free KV blocks, queue depth) every Config.UpdateInterval.
+//  5. On Shutdown: leave the cluster (state "draining" first), drain, stop.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/kvmesh/kvmesh/blocks"
+	"github.com/kvmesh/kvmesh/cluster"
+	"github.com/kvmesh/kvmesh/engine"
+	"github.com/kvmesh/kvmesh/kvindex"
+	"github.com/kvmesh/kvmesh/leader"
+	"github.com/kvmesh/kvmesh/model"
+	"github.com/kvmesh/kvmesh/model/ckpt"
+	"github.com/kvmesh/kvmesh/shard"
+)
+
+// Config configures a worker.
+type Config struct {
+	// ID names the node in membership and logs ("worker-1"). Required.
+	ID string
+	// Model is the checkpoint file. Required.
+	Model string
+	// Range is the layers to hold, "first:last"; empty lets placement choose.
+	Range string
+	// Pipeline names the pipeline of an explicit Range. Default "p0".
+	Pipeline string
+	// GRPCAddr is the gRPC listen address. Default "127.0.0.1:0".
+	GRPCAddr string
+	// Gossip configures membership (bind address, seeds, key).
+	Gossip cluster.Config
+	// NATSURL is where a leader publishes its KV events; empty publishes none.
+	NATSURL string
+	// NATS authenticates to NATSURL.
+	NATS kvindex.ClientConfig
+	// Engine configures a leader's engine (block size, KV memory, limits).
+	Engine engine.Config
+	// Settle is how long a node without a Range watches membership before it asks
+	// placement for one, so that it sees the ranges already held. Default 1s.
+	Settle time.Duration
+	// UpdateInterval is how often load is gossiped and the pipeline checked. Default 250ms.
+	UpdateInterval time.Duration
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is a running worker.
+type Node struct {
+	cfg    Config
+	ck     *ckpt.Checkpoint
+	model  *model.Model
+	member *cluster.Member
+	rng    shard.Range
+	pipe   string
+	ln     net.Listener
+
+	// A leader's parts.
+	engine *engine.Engine
+	down   *downstream
+	lsrv   *leader.Server
+	nc     *nats.Conn
+	pub    *kvindex.Publisher
+
+	// A later stage's part.
+	ssrv *shard.StageServer
+
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+// Start brings a worker up; it returns once it serves gRPC (a leader may not be ready yet).
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.ID == "" || cfg.Model == "" {
+		return nil, errors.New("node: an ID and a model are required")
+	}
+	if cfg.Pipeline == "" {
+		cfg.Pipeline = "p0"
+	}
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = "127.0.0.1:0"
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = time.Second
+	}
+	if cfg.UpdateInterval == 0 {
+		cfg.UpdateInterval = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, stop: make(chan struct{})}
+	var err error
+	if n.ck, err = ckpt.Open(cfg.Model); err != nil {
+		return nil, err
+	}
+	if n.model, err = model.New(n.ck); err != nil {
+		n.ck.Close()
+		return nil, err
+	}
+	if n.ln, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		n.ck.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	identity := n.model.Identity()
+	gc := cfg.Gossip
+	if gc.Logger == nil {
+		gc.Logger = cfg.Logger
+	}
+	gc.Accept = func(peer cluster.Meta) error {
+		if peer.Model != "" && peer.Model != identity {
+			return fmt.Errorf("node %s serves model %.12s, this cluster serves %.12s", peer.ID, peer.Model, identity)
+		}
+		return nil
+	}
+	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleWorker, GRPCAddr: n.ln.Addr().String(), Model: identity, State: cluster.StateLoading}
+	if n.member, err = cluster.Join(ctx, gc, meta); err != nil {
+		n.close()
+		return nil, fmt.Errorf("node: joining the cluster: %w", err)
+	}
+	if err := n.place(ctx); err != nil {
+		n.close()
+		return nil, err
+	}
+	if n.rng.First == 0 {
+		err = n.startLeader(ctx)
+	} else {
+		err = n.startStage()
+	}
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	n.done.Add(1)
+	go n.loop()
+	cfg.Logger.Info("node serving", "id", cfg.ID, "layers", n.rng.String(), "pipeline", n.pipe, "grpc", n.ln.Addr().String(), "gossip", n.member.Addr())
+	return n, nil
+}
+
+// shardModel describes the checkpoint to placement: bytes per layer and per end.
+func (n *Node) shardModel() shard.Model {
+	c := n.model.Config
+	layer := int64(4) * int64(2*c.Dim+2*c.Dim*c.Dim+2*c.Dim*c.KVDim()+3*c.Dim*c.HiddenDim)
+	return shard.Model{
+		Layers: c.Layers, LayerBytes: layer,
+		EmbedBytes: int64(4 * c.Vocab * c.Dim), HeadBytes: int64(4 * c.Dim),
+		KVBytesPerToken: int64(2 * 4 * c.KVDim()),
+	}
+}
+
+// workers lists the members that hold layers, as placement sees them.
+func (n *Node) workers() []shard.Worker {
+	var ws []shard.Worker
+	for _, m := range n.member.Members() {
+		if m.Role != cluster.RoleWorker || m.ID == n.cfg.ID || m.Last == 0 {
+			continue
+		}
+		r := shard.Range{First: m.First, Last: m.Last}
+		ws = append(ws, shard.Worker{ID: m.ID, MemoryBytes: 1 << 40, Range: &r, Pipeline: m.Pipeline,
+			Ready: m.State == cluster.StateReady, Incarnation: m.Incarnation})
+	}
+	return ws
+}
+
+// place takes the configured range, or asks placement for one.
+func (n *Node) place(ctx context.Context) error {
+	sm := n.shardModel()
+	if n.cfg.Range != "" {
+		r, err := shard.ParseRange(n.cfg.Range)
+		if err != nil {
+			return err
+		}
+		plan, _ := shard.Build(sm, n.workers())
+		w := shard.Worker{ID: n.cfg.ID, MemoryBytes: 1 << 40, Range: &r, Pipeline: n.cfg.Pipeline}
+		if err := shard.Check(sm, plan, w); err != nil {
+			n.cfg.Logger.Error("layer range refused", "id", n.cfg.ID, "range", r.String(), "pipeline", n.cfg.Pipeline, "err", err)
+			return fmt.Errorf("node: %w", err)
+		}
+		n.rng, n.pipe = r, n.cfg.Pipeline
+	} else {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(n.cfg.Settle):
+		}
+		plan, _ := shard.Build(sm, n.workers())
+		r, pipe, err := plan.Assign(sm, shard.Worker{ID: n.cfg.ID, MemoryBytes: 1 << 40}, 0)
+		if err != nil {
+			return fmt.Errorf("node: placement: %w", err)
+		}
+		n.rng, n.pipe = r, pipe
+		n.cfg.Logger.Info("placement gave this node its layers", "id", n.cfg.ID, "range", r.String(), "pipeline", pipe)
+	}
+	self := n.member.Self()
+	self.First, self.Last, self.Pipeline = n.rng.First, n.rng.Last, n.pipe
+	return n.member.Update(self)
+}
+
+func (n *Node) startStage() error {
+	sc := shard.DefaultStageServerConfig()
+	sc.Model, sc.Range, sc.Logger = n.model, n.rng, n.cfg.Logger
+	var err error
+	if n.ssrv, err = shard.NewStageServer(sc); err != nil {
+		return err
+	}
+	go n.ssrv.Serve(n.ln)
+	return n.setState(cluster.StateReady)
+}
+
+func (n *Node) startLeader(ctx context.Context) error {
+	layers := n.model.Config.Layers
+	ec := n.cfg.Engine
+	ec.Logger = n.cfg.Logger
+	ec.RecordEvents = n.cfg.NATSURL != ""
+	if ec.BlockSize == 0 {
+		ec.BlockSize = 16
+	}
+	ec.KeySeed = kvindex.Seed(n.model.Identity(), "", ec.BlockSize)
+	if n.rng.Last < layers {
+		n.down = &downstream{log: n.cfg.Logger}
+		ec.Downstream, ec.LeaderLayers = n.down, n.rng.Last
+	}
+	var err error
+	if n.engine, err = engine.New(n.model, ec); err != nil {
+		return err
+	}
+	if n.down != nil {
+		n.down.geometry = shard.PipelineConfig{
+			Model: n.model.Identity(), FirstLayer: n.rng.Last, Pipeline: n.pipe,
+			BlockSize: ec.BlockSize, NumBlocks: n.engine.Stats().BlocksTotal, KVDType: ec.KVDType,
+			MaxTokens: max(ec.MaxBatchTokens, 256), Logger: n.cfg.Logger,
+		}
+	}
+	lc := leader.DefaultServerConfig()
+	lc.NodeID, lc.Incarnation, lc.Model = n.cfg.ID, n.member.Self().Incarnation, n.model.Identity()
+	lc.FirstLayer, lc.EndLayer, lc.Logger = n.rng.First, n.rng.Last, n.cfg.Logger
+	if n.lsrv, err = leader.NewServer(n.engine, lc); err != nil {
+		return err
+	}
+	go n.lsrv.Serve(n.ln)
+	if n.cfg.NATSURL != "" {
+		if n.nc, err = kvindex.Connect(n.cfg.NATSURL, n.cfg.NATS); err != nil {
+			return fmt.Errorf("node: NATS: %w", err)
+		}
+		n.pub, err = kvindex.NewPublisher(n.nc, kvindex.PublisherConfig{
+			Model: n.model.Identity(), Node: n.cfg.ID, Incarnation: n.member.Self().Incarnation,
+			Keys: func() []blocks.BlockHash { return n.engine.CachedKeys(nil) }, Logger: n.cfg.Logger,
+		})
+		if err != nil {
+			return fmt.Errorf("node: KV events: %w", err)
+		}
+	}
+	return nil
+}
+
+// loop gossips load, forwards KV events, and keeps a leader's pipeline connected.
+func (n *Node) loop() {
+	defer n.done.Done()
+	tick := time.NewTicker(n.cfg.UpdateInterval)
+	defer tick.Stop()
+	var events []blocks.Event
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		if n.engine == nil {
+			continue
+		}
+		if n.pub != nil {
+			events = n.engine.Events(events[:0])
+			if err := n.pub.Publish(events); err != nil {
+				n.cfg.Logger.Warn("publishing KV events", "err", err)
+			}
+		}
+		ready := true
+		if n.down != nil {
+			ready = n.down.sync(n.stages())
+		}
+		st := n.engine.Stats()
+		self := n.member.Self()
+		self.FreeBlocks, self.TotalBlocks, self.QueueDepth = st.BlocksFree, st.BlocksTotal, st.Running+st.Waiting
+		self.State = cluster.StateLoading
+		if ready {
+			self.State = cluster.StateReady
+		}
+		n.member.Update(self)
+	}
+}
+
+// stages returns the addresses of the ready members that continue this node's pipeline
+// from its last layer to the model's end, in order, or nil if the chain is incomplete.
+func (n *Node) stages() []string {
+	var ms []cluster.Meta
+	for _, m := range n.member.Members() {
+		if m.Role == cluster.RoleWorker && m.Pipeline == n.pipe && m.First > 0 && m.State == cluster.StateReady {
+			ms = append(ms, m)
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].First < ms[j].First })
+	var addrs []string
+	at := n.rng.Last
+	for _, m := range ms {
+		if m.First == at {
+			addrs = append(addrs, m.GRPCAddr)
+			at = m.Last
+		}
+	}
+	if at != n.model.Config.Layers {
+		return nil
+	}
+	return addrs
+}
+
+func (n *Node) setState(s cluster.State) error {
+	self := n.member.Self()
+	self.State = s
+	return n.member.Update(self)
+}
+
+// Range is the node's layer range, and Pipeline its pipeline.
+func (n *Node) Range() shard.Range { return n.rng }
+
+// Pipeline is the pipeline the node belongs to.
+func (n *Node) Pipeline() string { return n.pipe }
+
+// GRPCAddr is the address the node serves gRPC on.
+func (n *Node) GRPCAddr() string { return n.ln.Addr().String() }
+
+// Engine is a leader's engine (nil on a later stage).
+func (n *Node) Engine() *engine.Engine { return n.engine }
+
+// Shutdown leaves the cluster, drains a leader's requests until ctx ends, and stops.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.setState(cluster.StateDraining)
+	close(n.stop)
+	n.done.Wait()
+	var err error
+	if n.lsrv != nil {
+		err = n.lsrv.Shutdown(ctx)
+	}
+	if n.engine != nil {
+		err = errors.Join(err, n.engine.Shutdown(ctx))
+	}
+	err = errors.Join(err, n.member.Leave(ctx))
+	n.close()
+	return err
+}
+
+// close releases what Start acquired, in reverse.
+func (n *Node) close() {
+	if n.pub != nil {
+		n.pub.Close()
+	}
+	if n.nc != nil {
+		n.nc.Close()
+	}
+	if n.down != nil {
+		n.down.close()
+	}
+	if n.ssrv != nil {
+		n.ssrv.Stop()
+	}
+	if n.lsrv != nil {
+		n.lsrv.Stop()
+	}
+	if n.member != nil {
+		n.member.Shutdown()
+	}
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	n.ck.Close()
+}
+
