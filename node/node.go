@@ -395,4 +395,3 @@ func (n *Node) close() {
 	}
 	n.ck.Close()
 }
-
