@@ -27,8 +27,8 @@ import (
 // back, and a stage that died or hangs mid-step is noticed within StepTimeout (at once
 // when its process dies, since its sockets close).
 //
-// Step is not safe for concurrent use (the engine calls it from its loop only); Close
-// may be called at any time.
+// Step is not safe for concurrent use (the engine calls it from its loop only), nor is
+// Close with Step: close the client after the engine's Shutdown.
 type StageClient struct {
 	cfg  PipelineConfig
 	conn *grpc.ClientConn

@@ -127,8 +127,8 @@ type PipelineConfig struct {
 	// stage mirrors (engine.Config's). Required: BlockSize, NumBlocks > 0.
 	BlockSize, NumBlocks int
 	KVDType              blocks.DType
-	// MaxTokens is the most tokens of one step (engine.Config.MaxBatchTokens). Default
-	// 512.
+	// MaxTokens is the most tokens of one step; at least engine.Config.MaxBatchTokens.
+	// Default 512.
 	MaxTokens int
 	// Pipeline names the pipeline in the stages' logs. Default: empty.
 	Pipeline string

@@ -45,9 +45,10 @@ type StageServer struct {
 	creds    grpc.DialOption // for the next stage
 	ownsPool bool
 
-	mu    sync.Mutex                  // protects sess and conns
-	sess  *session                    // the current session, nil before the first Hello
-	conns map[string]*grpc.ClientConn // connections to next stages, by address
+	mu      sync.Mutex                  // protects sess, conns and stopped
+	sess    *session                    // the current session, nil before the first Hello
+	conns   map[string]*grpc.ClientConn // connections to next stages, by address
+	stopped bool                        // Stop was called: no more sessions
 }
 
 var _ pb.StageServer = (*StageServer)(nil)
@@ -116,6 +117,7 @@ func (s *StageServer) Stop() {
 	s.grpc.Stop()
 	sess := s.takeSession()
 	s.mu.Lock()
+	s.stopped = true
 	conns := s.conns
 	s.conns = map[string]*grpc.ClientConn{}
 	s.mu.Unlock()
@@ -171,6 +173,12 @@ func (s *StageServer) Hello(ctx context.Context, in *pb.HelloRequest) (*pb.Hello
 	if old := s.takeSession(); old != nil {
 		old.close() // first, so the old cache's memory is free for the new
 	}
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped { // the pool may be closed
+		return nil, status.Error(codes.Unavailable, fmt.Sprintf("stage %v: stopped", r))
+	}
 	runner, err := NewRunner(RunnerConfig{Model: m, Range: r, BlockSize: int(in.BlockSize), NumBlocks: int(in.NumBlocks),
 		KVDType: kv, MaxTokens: int(in.MaxTokens), Pool: s.cfg.Pool})
 	if err != nil {
@@ -188,8 +196,15 @@ func (s *StageServer) Hello(ctx context.Context, in *pb.HelloRequest) (*pb.Hello
 		defer old.close()
 	}
 	s.mu.Lock()
-	s.sess = sess
+	stopped = s.stopped
+	if !stopped {
+		s.sess = sess
+	}
 	s.mu.Unlock()
+	if stopped {
+		sess.close()
+		return nil, status.Error(codes.Unavailable, fmt.Sprintf("stage %v: stopped", r))
+	}
 	s.cfg.Logger.Info("stage session opened", "range", r.String(), "pipeline", in.Pipeline, "epoch", in.Epoch,
 		"blocks", in.NumBlocks, "block_size", in.BlockSize, "kv", in.KvDtype, "next", in.Next)
 	return &pb.HelloReply{Protocol: stageProtocol, EndLayer: uint32(r.Last), ModelLayers: uint32(layers)}, nil
