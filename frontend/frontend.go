@@ -11,6 +11,7 @@ package frontend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -176,7 +177,10 @@ func (f *Frontend) start(ctx context.Context) error {
 	if f.api, err = api.New(ac); err != nil {
 		return err
 	}
-	f.http = &http.Server{Handler: f.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /cluster", f.handleCluster)
+	mux.Handle("/", f.api.Handler())
+	f.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go f.http.Serve(f.ln)
 
 	events, cancel := f.member.Subscribe()
@@ -270,6 +274,41 @@ func (f *Frontend) drop(id string) {
 	f.sub.Drop(id)
 	lc.client.Close()
 	f.cfg.Logger.Info("pipeline left the router", "leader", id)
+}
+
+// member is one node as GET /cluster shows it.
+type member struct {
+	ID          string `json:"id"`
+	Role        string `json:"role"`
+	State       string `json:"state"`
+	Layers      string `json:"layers,omitempty"`
+	Pipeline    string `json:"pipeline,omitempty"`
+	GRPC        string `json:"grpc,omitempty"`
+	HTTP        string `json:"http,omitempty"`
+	FreeBlocks  int    `json:"free_blocks"`
+	TotalBlocks int    `json:"total_blocks"`
+	Queue       int    `json:"queue"`
+	Routed      bool   `json:"routed"`
+}
+
+// handleCluster lists the members as membership reports them, and which leaders the
+// router sends requests to.
+func (f *Frontend) handleCluster(w http.ResponseWriter, r *http.Request) {
+	routed := map[string]bool{}
+	for _, id := range f.router.Leaders() {
+		routed[id] = true
+	}
+	var out []member
+	for _, m := range f.member.Members() {
+		mm := member{ID: m.ID, Role: string(m.Role), State: string(m.State), Pipeline: m.Pipeline, GRPC: m.GRPCAddr,
+			HTTP: m.HTTPAddr, FreeBlocks: m.FreeBlocks, TotalBlocks: m.TotalBlocks, Queue: m.QueueDepth, Routed: routed[m.ID]}
+		if m.Last > 0 {
+			mm.Layers = fmt.Sprintf("%d:%d", m.First, m.Last)
+		}
+		out = append(out, mm)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"members": out})
 }
 
 // URL is the router's HTTP base URL.

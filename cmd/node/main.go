@@ -1,0 +1,103 @@
+// Command node runs one worker of a kvmesh cluster: it holds a layer range of the model
+// and serves as a pipeline's leader (layer 0) or as one of its later stages.
+//
+//	node --id worker-1 --model models/stories260K.bin --layers 0:3 --pipeline p0 \
+//	     --grpc 127.0.0.1:9001 --gossip 127.0.0.1:7947 --seeds 127.0.0.1:7946 \
+//	     --nats nats://127.0.0.1:4222
+//
+// Without --layers the cluster's placement chooses the range: the gap a dead worker left,
+// or a new pipeline. It prints "ready" on stdout once it serves.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kvmesh/kvmesh/cluster"
+	"github.com/kvmesh/kvmesh/engine"
+	"github.com/kvmesh/kvmesh/kvindex"
+	"github.com/kvmesh/kvmesh/node"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "node:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	id := flag.String("id", "", "node id, unique in the cluster (required)")
+	modelPath := flag.String("model", "models/stories260K.bin", "checkpoint `file`")
+	layers := flag.String("layers", "", "layer range first:last (empty: placement chooses)")
+	pipeline := flag.String("pipeline", "p0", "pipeline of an explicit layer range")
+	grpcAddr := flag.String("grpc", "127.0.0.1:0", "gRPC listen address")
+	gossip := flag.String("gossip", "127.0.0.1:0", "membership bind address host:port")
+	seeds := flag.String("seeds", "", "comma-separated membership seeds (host:port or DNS names)")
+	key := flag.String("gossip-key", os.Getenv("KVMESH_GOSSIP_KEY"), "gossip encryption key (16, 24 or 32 bytes; env KVMESH_GOSSIP_KEY)")
+	natsURL := flag.String("nats", "", "NATS URL for KV cache events (a leader publishes there)")
+	natsUser := flag.String("nats-user", os.Getenv("KVMESH_NATS_USER"), "NATS user (env KVMESH_NATS_USER)")
+	natsPass := flag.String("nats-password", os.Getenv("KVMESH_NATS_PASSWORD"), "NATS password (env KVMESH_NATS_PASSWORD)")
+	kvMiB := flag.Int64("kv-memory", 64, "KV cache memory in MiB")
+	blockSize := flag.Int("block-size", 16, "tokens per KV block")
+	batch := flag.Int("max-batch-tokens", 256, "token budget of one step")
+	lan := flag.Bool("lan", false, "LAN failure-detection timings (default: local, fast)")
+	flag.Parse()
+	if *id == "" {
+		return fmt.Errorf("--id is required")
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
+	gc, err := gossipConfig(*gossip, *seeds, *key, *lan)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.Start(ctx, node.Config{
+		ID: *id, Model: *modelPath, Range: *layers, Pipeline: *pipeline, GRPCAddr: *grpcAddr,
+		Gossip: gc, NATSURL: *natsURL, NATS: kvindex.ClientConfig{User: *natsUser, Password: *natsPass}, Logger: logger,
+		Engine: engine.Config{KVMemory: *kvMiB << 20, BlockSize: *blockSize, MaxBatchTokens: *batch},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ready %s layers %s pipeline %s grpc %s\n", *id, n.Range(), n.Pipeline(), n.GRPCAddr())
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return n.Shutdown(sctx)
+}
+
+// gossipConfig builds the membership configuration from the flags.
+func gossipConfig(bind, seeds, key string, lan bool) (cluster.Config, error) {
+	gc := cluster.LocalConfig()
+	if lan {
+		gc = cluster.DefaultConfig()
+	}
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return gc, fmt.Errorf("--gossip %q: %w", bind, err)
+	}
+	if gc.BindPort, err = strconv.Atoi(port); err != nil {
+		return gc, fmt.Errorf("--gossip port %q: %w", port, err)
+	}
+	gc.BindAddr = host
+	for _, s := range strings.Split(seeds, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			gc.Seeds = append(gc.Seeds, s)
+		}
+	}
+	if key != "" {
+		gc.SecretKey = []byte(key)
+	}
+	return gc, nil
+}

@@ -1,0 +1,88 @@
+// Command router runs one router of a kvmesh cluster: the OpenAI-compatible HTTP API in
+// front of the pipelines, KV-aware routing and failover. It embeds a NATS server for the
+// leaders' cache events unless --nats-url names an external one.
+//
+//	router --id router-1 --http 127.0.0.1:8080 --gossip 127.0.0.1:7946 --nats-listen 127.0.0.1:4222
+//
+// Once it serves it prints one line on stdout: url=BASE_URL gossip=ADDR nats=URL.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kvmesh/kvmesh/cluster"
+	"github.com/kvmesh/kvmesh/frontend"
+	"github.com/kvmesh/kvmesh/kvindex"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "router:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	id := flag.String("id", "router-1", "router id, unique in the cluster")
+	modelPath := flag.String("model", "models/stories260K.bin", "checkpoint `file` (its identity and shape)")
+	tokPath := flag.String("tokenizer", "models/tok512.bin", "tokenizer `file`")
+	name := flag.String("model-name", "", "served model id (default: the checkpoint's file name)")
+	httpAddr := flag.String("http", "127.0.0.1:8080", "HTTP listen address")
+	gossip := flag.String("gossip", "127.0.0.1:7946", "membership bind address host:port")
+	seeds := flag.String("seeds", "", "comma-separated membership seeds")
+	key := flag.String("gossip-key", os.Getenv("KVMESH_GOSSIP_KEY"), "gossip encryption key (env KVMESH_GOSSIP_KEY)")
+	natsURL := flag.String("nats-url", "", "external NATS server (default: embed one)")
+	natsListen := flag.String("nats-listen", "127.0.0.1:4222", "embedded NATS listen address")
+	natsUser := flag.String("nats-user", os.Getenv("KVMESH_NATS_USER"), "NATS user (env KVMESH_NATS_USER)")
+	natsPass := flag.String("nats-password", os.Getenv("KVMESH_NATS_PASSWORD"), "NATS password (env KVMESH_NATS_PASSWORD)")
+	roundRobin := flag.Bool("round-robin", false, "route round robin instead of by cached prefix")
+	lan := flag.Bool("lan", false, "LAN failure-detection timings (default: local, fast)")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
+
+	gc := cluster.LocalConfig()
+	if *lan {
+		gc = cluster.DefaultConfig()
+	}
+	host, port, err := net.SplitHostPort(*gossip)
+	if err != nil {
+		return fmt.Errorf("--gossip %q: %w", *gossip, err)
+	}
+	if gc.BindPort, err = strconv.Atoi(port); err != nil {
+		return fmt.Errorf("--gossip port: %w", err)
+	}
+	gc.BindAddr = host
+	for _, s := range strings.Split(*seeds, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			gc.Seeds = append(gc.Seeds, s)
+		}
+	}
+	if *key != "" {
+		gc.SecretKey = []byte(*key)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f, err := frontend.Start(ctx, frontend.Config{
+		ID: *id, Model: *modelPath, Tokenizer: *tokPath, ModelName: *name, HTTPAddr: *httpAddr,
+		Gossip: gc, NATSURL: *natsURL, NATSListen: *natsListen, RoundRobin: *roundRobin, Logger: logger,
+		NATS: kvindex.ClientConfig{User: *natsUser, Password: *natsPass},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("url=%s gossip=%s nats=%s\n", f.URL(), f.GossipAddr(), f.NATSURL())
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return f.Shutdown(sctx)
+}
