@@ -20,12 +20,13 @@ import (
 //
 // A session is opened by DialPipeline and again by the first Step after any failure:
 // Hello (with a new epoch) through the whole chain, then a new Steps stream. A failed
-// step (a transport error, a stage's error status, or no reply within StepTimeout) ends
-// the session and returns an error wrapping ErrStageBroken, or ErrStageRefused when a
-// stage refused the new session; the engine then fails the running requests with
-// engine.ErrPipeline. So a replaced stage serves again from the first step after it is
-// back, and a stage that died or hangs mid-step is noticed within StepTimeout (at once
-// when its process dies, since its sockets close).
+// step (a transport error, a stage's error status, or DeadAfter without a reply or a
+// heartbeat) ends the session and returns an error wrapping ErrStageBroken, or
+// ErrStageRefused when a stage refused the new session; the engine then fails the
+// running requests with engine.ErrPipeline. So a replaced stage serves again from the
+// first step after it is back, and a stage that died, hangs or became unreachable
+// mid-step is noticed within DeadAfter (at once when its process dies, since its sockets
+// close), however long the step.
 //
 // Step is not safe for concurrent use (the engine calls it from its loop only), nor is
 // Close with Step: close the client after the engine's Shutdown.
@@ -97,6 +98,7 @@ func (c *StageClient) open(ctx context.Context) error {
 		Model: c.cfg.Model, BlockSize: uint32(c.cfg.BlockSize), NumBlocks: uint32(c.cfg.NumBlocks),
 		KvDtype: c.cfg.KVDType.String(), MaxTokens: uint32(c.cfg.MaxTokens), Pipeline: c.cfg.Pipeline,
 		Epoch: c.epoch, FirstLayer: uint32(c.cfg.FirstLayer), Next: c.cfg.Stages[1:],
+		HeartbeatMs: uint32(c.cfg.Heartbeat / time.Millisecond),
 	}, grpc.WaitForReady(true))
 	if err != nil {
 		err = c.stageError("hello", err)
@@ -123,8 +125,9 @@ func (c *StageClient) stageError(op string, err error) error {
 	return fmt.Errorf("shard: pipeline %q %s (epoch %d, via %s): %w: %v", c.cfg.Pipeline, op, c.epoch, c.cfg.Stages[0], kind, err)
 }
 
-// errStepTimeout is the cause of a stream cancelled because a step took StepTimeout.
-var errStepTimeout = errors.New("no reply within the step timeout")
+// errSilent is the cause of a stream cancelled because the pipeline said nothing for
+// DeadAfter.
+var errSilent = errors.New("no reply or heartbeat")
 
 // Step implements engine.Downstream: send st, wait for its tokens. Any failure ends the
 // session; the next Step opens a new one.
@@ -143,22 +146,22 @@ func (c *StageClient) Step(ctx context.Context, st *engine.StageStep) ([]int, er
 	return tokens, nil
 }
 
-// step sends st and waits for its reply, at most StepTimeout.
+// step sends st and waits for its reply, at most DeadAfter after the last message.
 func (c *StageClient) step(ctx context.Context, st *engine.StageStep) ([]int, error) {
 	encodeStep(&c.req, c.id, c.epoch, st, st.Hidden)
-	timer := time.AfterFunc(c.cfg.StepTimeout, c.cancel)
+	timer := time.AfterFunc(c.cfg.DeadAfter, c.cancel)
 	stop := context.AfterFunc(ctx, c.cancel)
 	defer stop()
-	reply, err := c.roundTrip()
+	reply, err := c.roundTrip(timer)
 	if !timer.Stop() { // the timer fired: the stream is cancelled, whatever came back
-		err = errStepTimeout
+		err = errSilent
 	}
 	switch {
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("shard: pipeline %q step %d: %w", c.cfg.Pipeline, c.id, ctx.Err())
 	case err != nil:
-		if err == errStepTimeout {
-			err = fmt.Errorf("%w after %v", err, c.cfg.StepTimeout)
+		if err == errSilent {
+			err = fmt.Errorf("%w for %v", err, c.cfg.DeadAfter)
 		}
 		return nil, c.stageError(fmt.Sprintf("step %d", c.id), err)
 	case reply.Id != c.id:
@@ -173,8 +176,9 @@ func (c *StageClient) step(ctx context.Context, st *engine.StageStep) ([]int, er
 	return c.tokens, nil
 }
 
-// roundTrip sends c.req and receives its reply on the session's stream.
-func (c *StageClient) roundTrip() (*pb.StepReply, error) {
+// roundTrip sends c.req and receives its reply on the session's stream, skipping
+// heartbeats; each message received restarts timer (DeadAfter).
+func (c *StageClient) roundTrip(timer *time.Timer) (*pb.StepReply, error) {
 	if err := c.stream.Send(&c.req); err != nil {
 		// io.EOF: the stream ended; its status comes to Recv.
 		if _, rerr := c.stream.Recv(); rerr != nil {
@@ -182,5 +186,13 @@ func (c *StageClient) roundTrip() (*pb.StepReply, error) {
 		}
 		return nil, err
 	}
-	return c.stream.Recv()
+	for {
+		reply, err := c.stream.Recv()
+		if err != nil || reply.Id != 0 {
+			return reply, err
+		}
+		if !timer.Reset(c.cfg.DeadAfter) { // it had fired: the stream is cancelled
+			return nil, errSilent
+		}
+	}
 }

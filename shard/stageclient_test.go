@@ -57,9 +57,9 @@ func pipeline(t testing.TB, m *model.Model, cfg engine.Config, stages ...string)
 	return pipelineWith(t, m, cfg, 0, nil, stages...)
 }
 
-// pipelineWith is pipeline with the client's StepTimeout (0: the default) and a hook
+// pipelineWith is pipeline with the client's DeadAfter (0: the default) and a hook
 // between the engine and the client.
-func pipelineWith(t testing.TB, m *model.Model, cfg engine.Config, stepTimeout time.Duration, hook *hookStep, stages ...string) (*engine.Engine, *recorder) {
+func pipelineWith(t testing.TB, m *model.Model, cfg engine.Config, deadAfter time.Duration, hook *hookStep, stages ...string) (*engine.Engine, *recorder) {
 	t.Helper()
 	cfg.BlockSize, cfg.LeaderLayers = 16, 2
 	if cfg.MaxBatchTokens == 0 {
@@ -68,7 +68,7 @@ func pipelineWith(t testing.TB, m *model.Model, cfg engine.Config, stepTimeout t
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	client, err := DialPipeline(ctx, PipelineConfig{Stages: stages, Model: m.Identity(), FirstLayer: 2,
-		BlockSize: 16, NumBlocks: cfg.NumBlocks, KVDType: blocks.FP32, MaxTokens: cfg.MaxBatchTokens, Pipeline: "p0", StepTimeout: stepTimeout, Logger: quiet})
+		BlockSize: 16, NumBlocks: cfg.NumBlocks, KVDType: blocks.FP32, MaxTokens: cfg.MaxBatchTokens, Pipeline: "p0", DeadAfter: deadAfter, Heartbeat: deadAfter / 4, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,8 +258,8 @@ func TestStageKilled(t *testing.T) {
 }
 
 // TestStageHung: the network between the stages stops carrying bytes (a frozen proxy)
-// while a request generates: the step times out after StepTimeout and the request ends
-// with engine.ErrPipeline; once the network carries bytes again, new requests match the
+// while a request generates: after DeadAfter without a reply or a heartbeat the request
+// ends with engine.ErrPipeline; once the network carries bytes again, new requests match the
 // reference over a new session.
 func TestStageHung(t *testing.T) {
 	m := loadModel(t)
@@ -271,12 +271,29 @@ func TestStageHung(t *testing.T) {
 	const timeout = time.Second
 	e, _ := pipelineWith(t, m, engine.Config{NumBlocks: 512}, timeout, hook, mid.addr, p.addr)
 	took := failRunning(t, e, hook, cases[0], p.freeze)
-	t.Logf("a hung stage failed the running request after %v (StepTimeout %v)", took, timeout)
+	t.Logf("a hung stage failed the running request after %v (DeadAfter %v)", took, timeout)
 	if took < timeout || took > timeout+500*time.Millisecond {
-		t.Errorf("the request failed %v after the network froze, want StepTimeout %v (+0.5 s)", took, timeout)
+		t.Errorf("the request failed %v after the network froze, want DeadAfter %v (+0.5 s)", took, timeout)
 	}
 	p.thaw()
 	submitAll(t, e, cases[:4])
+}
+
+// TestStageSlow: steps that take longer than DeadAfter at the last stage succeed, since
+// its heartbeats, relayed by the middle stage, show it alive.
+func TestStageSlow(t *testing.T) {
+	m := loadModel(t)
+	last := startStageWith(t, StageServerConfig{Model: m, Range: Range{3, 5}}, "127.0.0.1:0",
+		func(s *StageServer) { s.testDelay = 500 * time.Millisecond })
+	mid := startStage(t, m, Range{2, 3}, "127.0.0.1:0")
+	e, rec := pipelineWith(t, m, engine.Config{NumBlocks: 64}, 200*time.Millisecond, nil, mid.addr, last.addr)
+	c := referenceCases(t)[1]
+	c.Steps = len(c.PromptIDs) + 1 // two steps: the prompt and one more token
+	c.GeneratedIDs = c.GeneratedIDs[:2]
+	submitAll(t, e, []refCase{c})
+	if steps, _, fails := rec.counts(); steps != 2 || fails != 0 {
+		t.Errorf("%d steps, %d failed; want 2 and none", steps, fails)
+	}
 }
 
 // freezer is a TCP proxy to a stage whose forwarding can be stopped: a network fault

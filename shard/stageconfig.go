@@ -135,12 +135,16 @@ type PipelineConfig struct {
 	// TLS is the CA that verifies the stages and, for mutual TLS, the leader's own
 	// certificate. Default: off.
 	TLS TLS
-	// StepTimeout bounds one step, from sending it to the last stage's reply: a step
-	// that takes longer fails (ErrStageBroken) and ends the session. It is what notices
-	// a stage that hangs or a network that drops packets without closing the
-	// connection; a stage process that dies is noticed at once (its sockets close).
-	// Default 2 s.
-	StepTimeout time.Duration
+	// Heartbeat is how often every stage sends a heartbeat up the chain while it runs a
+	// step, so that a long step (a large prefill on a large model) is told apart from a
+	// dead stage. Default 250 ms; at least 50 ms.
+	Heartbeat time.Duration
+	// DeadAfter is how long a step may go without any message from the pipeline (its
+	// reply or a heartbeat) before it fails (ErrStageBroken) and ends the session. It is
+	// what notices a stage that hangs or a network that stops carrying packets without
+	// closing the connection; a stage process that dies is noticed at once (its sockets
+	// close). Must exceed Heartbeat. Default 2 s.
+	DeadAfter time.Duration
 	// HelloTimeout bounds opening a session (Hello through the whole chain), including
 	// waiting for the connection to the first stage. Default 2 s.
 	HelloTimeout time.Duration
@@ -152,7 +156,8 @@ type PipelineConfig struct {
 func DefaultPipelineConfig() PipelineConfig {
 	return PipelineConfig{
 		MaxTokens:    512,
-		StepTimeout:  2 * time.Second,
+		Heartbeat:    250 * time.Millisecond,
+		DeadAfter:    2 * time.Second,
 		HelloTimeout: 2 * time.Second,
 		Logger:       slog.Default(),
 	}
@@ -172,14 +177,18 @@ func (c *PipelineConfig) validate() error {
 		return fmt.Errorf("%w: block size %d, %d blocks", ErrStageConfig, c.BlockSize, c.NumBlocks)
 	case !validDType(c.KVDType):
 		return fmt.Errorf("%w: KV dtype %v", ErrStageConfig, c.KVDType)
-	case c.MaxTokens < 0 || c.StepTimeout < 0 || c.HelloTimeout < 0:
+	case c.MaxTokens < 0 || c.Heartbeat < 0 || c.DeadAfter < 0 || c.HelloTimeout < 0:
 		return fmt.Errorf("%w: negative MaxTokens or duration", ErrStageConfig)
 	}
 	if c.MaxTokens == 0 {
 		c.MaxTokens = d.MaxTokens
 	}
-	fillDuration(&c.StepTimeout, d.StepTimeout)
+	fillDuration(&c.Heartbeat, d.Heartbeat)
+	fillDuration(&c.DeadAfter, d.DeadAfter)
 	fillDuration(&c.HelloTimeout, d.HelloTimeout)
+	if c.Heartbeat < minHeartbeatMS*time.Millisecond || c.DeadAfter <= c.Heartbeat {
+		return fmt.Errorf("%w: Heartbeat %v (at least %d ms) must be below DeadAfter %v", ErrStageConfig, c.Heartbeat, minHeartbeatMS, c.DeadAfter)
+	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -49,6 +50,8 @@ type StageServer struct {
 	sess    *session                    // the current session, nil before the first Hello
 	conns   map[string]*grpc.ClientConn // connections to next stages, by address
 	stopped bool                        // Stop was called: no more sessions
+
+	testDelay time.Duration // test seam: every step takes this much longer
 }
 
 var _ pb.StageServer = (*StageServer)(nil)
@@ -59,6 +62,8 @@ type session struct {
 	pipeline string
 	next     []string       // addresses of the later stages, in order
 	down     pb.StageClient // the next stage; nil for the last
+	beat     time.Duration  // heartbeat interval while a step runs; 0: none
+	busy     atomic.Bool    // a step is running
 	closed   chan struct{}  // closed by close: ends a middle stage's stream
 	once     sync.Once      // closes closed
 
@@ -136,6 +141,9 @@ func (s *StageServer) Stop() {
 // maxBlockSize bounds HelloRequest.block_size.
 const maxBlockSize = 1 << 12
 
+// minHeartbeatMS is the shortest heartbeat interval a stage keeps, in milliseconds.
+const minHeartbeatMS = 50
+
 // refuse logs and returns a FAILED_PRECONDITION status for a Hello.
 func (s *StageServer) refuse(in *pb.HelloRequest, msg string) error {
 	s.cfg.Logger.Warn("stage refused a session: "+msg, "range", s.cfg.Range.String(),
@@ -186,6 +194,9 @@ func (s *StageServer) Hello(ctx context.Context, in *pb.HelloRequest) (*pb.Hello
 	}
 	sess := &session{epoch: in.Epoch, pipeline: in.Pipeline, next: in.Next, runner: runner, closed: make(chan struct{}),
 		dec: newStepDecoder(int(in.BlockSize), int(in.MaxTokens), m.Config.Dim)}
+	if in.HeartbeatMs > 0 {
+		sess.beat = time.Duration(max(in.HeartbeatMs, minHeartbeatMS)) * time.Millisecond
+	}
 	if len(in.Next) > 0 {
 		if err := s.helloNext(ctx, sess, in); err != nil {
 			sess.close()
@@ -232,7 +243,8 @@ func (s *StageServer) helloNext(ctx context.Context, sess *session, in *pb.Hello
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HelloTimeout)
 	defer cancel()
 	fwd := &pb.HelloRequest{Model: in.Model, BlockSize: in.BlockSize, NumBlocks: in.NumBlocks, KvDtype: in.KvDtype,
-		MaxTokens: in.MaxTokens, Pipeline: in.Pipeline, Epoch: in.Epoch, FirstLayer: uint32(s.cfg.Range.Last), Next: in.Next[1:]}
+		MaxTokens: in.MaxTokens, Pipeline: in.Pipeline, Epoch: in.Epoch, FirstLayer: uint32(s.cfg.Range.Last), Next: in.Next[1:],
+		HeartbeatMs: in.HeartbeatMs}
 	sess.down = pb.NewStageClient(conn)
 	if _, err := sess.down.Hello(ctx, fwd, grpc.WaitForReady(true)); err != nil {
 		st, _ := status.FromError(err)
@@ -312,10 +324,45 @@ func (s *StageServer) Steps(stream grpc.BidiStreamingServer[pb.StepRequest, pb.S
 	if err != nil {
 		return err
 	}
-	if sess.down == nil {
-		return s.lastSteps(ctx, sess, first, stream)
+	up := &upstream{stream: stream}
+	if sess.beat > 0 {
+		go up.heartbeat(ctx, sess)
 	}
-	return s.middleSteps(ctx, sess, first, stream)
+	if sess.down == nil {
+		return s.lastSteps(ctx, sess, first, up)
+	}
+	return s.middleSteps(ctx, sess, first, up)
+}
+
+// upstream is the replies' side of a Steps stream: replies and heartbeats go out one at
+// a time.
+type upstream struct {
+	mu     sync.Mutex // protects stream's sending side
+	stream grpc.BidiStreamingServer[pb.StepRequest, pb.StepReply]
+}
+
+func (u *upstream) send(r *pb.StepReply) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.stream.Send(r)
+}
+
+// heartbeat sends a heartbeat (a reply of id 0) every sess.beat while the session runs a
+// step, until ctx ends.
+func (u *upstream) heartbeat(ctx context.Context, sess *session) {
+	t := time.NewTicker(sess.beat)
+	defer t.Stop()
+	beat := &pb.StepReply{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if sess.busy.Load() && u.send(beat) != nil {
+				return
+			}
+		}
+	}
 }
 
 // errSessionEnded ends a stream whose session was replaced or closed.
@@ -333,7 +380,12 @@ func (s *StageServer) run(sess *session, req *pb.StepRequest, use func(hidden []
 	if err != nil {
 		return status.Error(codes.InvalidArgument, fmt.Sprintf("stage %v: %v", s.cfg.Range, err))
 	}
+	sess.busy.Store(true)
 	hidden, tokens, err := sess.runner.Run(st)
+	if s.testDelay > 0 {
+		time.Sleep(s.testDelay) // a slow model
+	}
+	sess.busy.Store(false)
 	if err != nil {
 		return status.Error(codes.InvalidArgument, fmt.Sprintf("stage %v: step %d: %v", s.cfg.Range, req.Id, err))
 	}
@@ -341,7 +393,7 @@ func (s *StageServer) run(sess *session, req *pb.StepRequest, use func(hidden []
 }
 
 // lastSteps runs the steps of a last stage and replies with the tokens.
-func (s *StageServer) lastSteps(ctx context.Context, sess *session, req *pb.StepRequest, stream grpc.BidiStreamingServer[pb.StepRequest, pb.StepReply]) error {
+func (s *StageServer) lastSteps(ctx context.Context, sess *session, req *pb.StepRequest, up *upstream) error {
 	for {
 		err := s.run(sess, req, func(_ []float32, tokens []int) error {
 			sess.reply.Id = req.Id
@@ -349,12 +401,12 @@ func (s *StageServer) lastSteps(ctx context.Context, sess *session, req *pb.Step
 			for _, t := range tokens {
 				sess.reply.Tokens = append(sess.reply.Tokens, int32(t))
 			}
-			return stream.Send(&sess.reply)
+			return up.send(&sess.reply)
 		})
 		if err != nil {
 			return err
 		}
-		if req, err = stream.Recv(); err == io.EOF {
+		if req, err = up.stream.Recv(); err == io.EOF {
 			return nil
 		} else if err != nil {
 			return err
@@ -368,7 +420,7 @@ func (s *StageServer) lastSteps(ctx context.Context, sess *session, req *pb.Step
 // middleSteps runs the steps of a middle stage, sends the hidden states on to the next
 // stage, and relays its replies back. The handler returns at the first error of either
 // direction, which ends the upstream call and, through ctx, the downstream one.
-func (s *StageServer) middleSteps(ctx context.Context, sess *session, first *pb.StepRequest, up grpc.BidiStreamingServer[pb.StepRequest, pb.StepReply]) error {
+func (s *StageServer) middleSteps(ctx context.Context, sess *session, first *pb.StepRequest, up *upstream) error {
 	down, err := sess.down.Steps(ctx)
 	if err != nil {
 		return status.Error(codes.Unavailable, fmt.Sprintf("stage %v: next stage %s: %v", s.cfg.Range, sess.next[0], err))
@@ -392,7 +444,7 @@ func (s *StageServer) middleSteps(ctx context.Context, sess *session, first *pb.
 				errs <- downErr(s, sess, err)
 				return
 			}
-			if req, err = up.Recv(); err == io.EOF {
+			if req, err = up.stream.Recv(); err == io.EOF {
 				errs <- down.CloseSend()
 				return
 			} else if err != nil {
@@ -411,7 +463,7 @@ func (s *StageServer) middleSteps(ctx context.Context, sess *session, first *pb.
 				errs <- downErr(s, sess, err)
 				return
 			}
-			if err := up.Send(reply); err != nil {
+			if err := up.send(reply); err != nil {
 				errs <- err
 				return
 			}

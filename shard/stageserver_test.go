@@ -73,8 +73,9 @@ func startStage(t testing.TB, m *model.Model, r Range, addr string) *stage {
 	return startStageWith(t, StageServerConfig{Model: m, Range: r}, addr)
 }
 
-// startStageWith is startStage with a config (its Logger is replaced).
-func startStageWith(t testing.TB, cfg StageServerConfig, addr string) *stage {
+// startStageWith is startStage with a config (its Logger is replaced), and preps run on
+// the server before it serves.
+func startStageWith(t testing.TB, cfg StageServerConfig, addr string, preps ...func(*StageServer)) *stage {
 	t.Helper()
 	var ln net.Listener
 	var err error
@@ -92,6 +93,9 @@ func startStageWith(t testing.TB, cfg StageServerConfig, addr string) *stage {
 	srv, err := NewStageServer(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, prep := range preps {
+		prep(srv)
 	}
 	st := &stage{srv: srv, addr: ln.Addr().String(), log: log, done: make(chan error, 1)}
 	go func() { st.done <- srv.Serve(ln) }()

@@ -56,7 +56,12 @@ type HelloRequest struct {
 	FirstLayer uint32 `protobuf:"varint,8,opt,name=first_layer,json=firstLayer,proto3" json:"first_layer,omitempty"`
 	// next is the gRPC addresses (host:port) of the stages after the receiving one, in
 	// order; empty for the last stage.
-	Next          []string `protobuf:"bytes,9,rep,name=next,proto3" json:"next,omitempty"`
+	Next []string `protobuf:"bytes,9,rep,name=next,proto3" json:"next,omitempty"`
+	// heartbeat_ms asks every stage to send a heartbeat (a StepReply with id 0) up the
+	// chain this often while it runs a step, so the leader can tell a long step from a
+	// dead or unreachable stage. 0 means no heartbeats; stages raise values below 50 to
+	// 50.
+	HeartbeatMs   uint32 `protobuf:"varint,10,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -152,6 +157,13 @@ func (x *HelloRequest) GetNext() []string {
 		return x.Next
 	}
 	return nil
+}
+
+func (x *HelloRequest) GetHeartbeatMs() uint32 {
+	if x != nil {
+		return x.HeartbeatMs
+	}
+	return 0
 }
 
 // HelloReply accepts a session.
@@ -419,10 +431,11 @@ func (x *StageSample) GetDraw() int32 {
 }
 
 // StepReply answers one StepRequest, sent by the last stage and relayed unchanged by the
-// stages before it.
+// stages before it; or it is a heartbeat, sent by any stage while it runs a step and
+// relayed in the same way.
 type StepReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id is the StepRequest's id.
+	// id is the StepRequest's id; 0 for a heartbeat, which has no tokens.
 	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// tokens is the sampled token of every entry of the request's samples, in order.
 	Tokens        []int32 `protobuf:"varint,2,rep,packed,name=tokens,proto3" json:"tokens,omitempty"`
@@ -478,7 +491,7 @@ var File_kvmesh_v1_stage_proto protoreflect.FileDescriptor
 
 const file_kvmesh_v1_stage_proto_rawDesc = "" +
 	"\n" +
-	"\x15kvmesh/v1/stage.proto\x12\tkvmesh.v1\"\x83\x02\n" +
+	"\x15kvmesh/v1/stage.proto\x12\tkvmesh.v1\"\xa6\x02\n" +
 	"\fHelloRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1d\n" +
 	"\n" +
@@ -492,7 +505,9 @@ const file_kvmesh_v1_stage_proto_rawDesc = "" +
 	"\x05epoch\x18\a \x01(\x04R\x05epoch\x12\x1f\n" +
 	"\vfirst_layer\x18\b \x01(\rR\n" +
 	"firstLayer\x12\x12\n" +
-	"\x04next\x18\t \x03(\tR\x04next\"h\n" +
+	"\x04next\x18\t \x03(\tR\x04next\x12!\n" +
+	"\fheartbeat_ms\x18\n" +
+	" \x01(\rR\vheartbeatMs\"h\n" +
 	"\n" +
 	"HelloReply\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x1b\n" +

@@ -63,8 +63,9 @@ type StageClient interface {
 	// stage.
 	Hello(ctx context.Context, in *HelloRequest, opts ...grpc.CallOption) (*HelloReply, error)
 	// Steps carries the steps of one session in order. Replies come back in the order of
-	// the requests, each naming its request's id; a sender may have several steps in
-	// flight. The stream ends when the leader closes it, or with an error status.
+	// the requests, each naming its request's id, mixed with heartbeats (id 0) when the
+	// session asked for them; a sender may have several steps in flight. The stream ends
+	// when the leader closes it, or with an error status.
 	Steps(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StepRequest, StepReply], error)
 }
 
@@ -131,8 +132,9 @@ type StageServer interface {
 	// stage.
 	Hello(context.Context, *HelloRequest) (*HelloReply, error)
 	// Steps carries the steps of one session in order. Replies come back in the order of
-	// the requests, each naming its request's id; a sender may have several steps in
-	// flight. The stream ends when the leader closes it, or with an error status.
+	// the requests, each naming its request's id, mixed with heartbeats (id 0) when the
+	// session asked for them; a sender may have several steps in flight. The stream ends
+	// when the leader closes it, or with an error status.
 	Steps(grpc.BidiStreamingServer[StepRequest, StepReply]) error
 	mustEmbedUnimplementedStageServer()
 }
