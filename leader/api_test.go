@@ -1,6 +1,7 @@
 package leader
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvmesh/kvmesh/api"
 	"github.com/kvmesh/kvmesh/engine"
@@ -16,9 +18,10 @@ import (
 
 // TestAPIOverClient: the HTTP API with a Client as its Generator (the router's path)
 // answers completions equal to the reference, and a refusal of the leader keeps its HTTP
-// status (400 for a prompt longer than the context).
+// status: 400 for a prompt longer than the context, 429 for a full queue, 503 for an
+// engine shutting down.
 func TestAPIOverClient(t *testing.T) {
-	n := startNode(t, engine.Config{}, ServerConfig{})
+	n := startNode(t, engine.Config{MaxWaiting: 1}, ServerConfig{})
 	c := dial(t, n.addr, ClientConfig{})
 	tok, err := tokenizer.Load(tokenizerPath, loadModel(t).Config.Vocab)
 	if err != nil {
@@ -63,9 +66,25 @@ func TestAPIOverClient(t *testing.T) {
 			t.Errorf("case %d: got %q (%s)\nwant %q (%s)", i, got.Text, got.FinishReason, want.String(), finish)
 		}
 	}
+	short := `{"model":"stories260K","prompt":"Once","max_tokens":2}`
 	long := strings.Repeat("Once upon a time ", 200)
 	if status, out := post(t, hs.URL+"/v1/completions", fmt.Sprintf(`{"model":"stories260K","prompt":%q,"max_tokens":1}`, long)); status != http.StatusBadRequest {
 		t.Errorf("a prompt past the context: status %d: %s", status, out)
+	}
+
+	release := n.occupy(t, true)
+	if status, out := post(t, hs.URL+"/v1/completions", short); status != http.StatusTooManyRequests {
+		t.Errorf("a full queue: status %d: %s", status, out)
+	}
+	release()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.eng.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if status, out := post(t, hs.URL+"/v1/completions", short); status != http.StatusServiceUnavailable {
+		t.Errorf("an engine shutting down: status %d: %s", status, out)
 	}
 }
 

@@ -109,26 +109,11 @@ func TestErrors(t *testing.T) {
 func TestQueueFull(t *testing.T) {
 	n := startNode(t, engine.Config{MaxRunning: 64, MaxWaiting: 1}, ServerConfig{})
 	c := dial(t, n.addr, ClientConfig{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	// heavy takes all 64 sequence slots for seconds; the second waits behind it.
-	first, err := n.eng.Submit(ctx, heavy())
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the heavy request to run", func() bool { return n.eng.Stats().Running == 64 })
-	second, err := n.eng.Submit(ctx, engine.Request{Prompt: []int{bos}, MaxTokens: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Submit(ctx, engine.Request{Prompt: []int{bos}, MaxTokens: 4})
+	release := n.occupy(t, true)
+	defer release()
+	_, err := c.Submit(context.Background(), engine.Request{Prompt: []int{bos}, MaxTokens: 4})
 	if !errors.Is(err, engine.ErrQueueFull) {
 		t.Fatalf("third request: got %v, want ErrQueueFull", err)
-	}
-	cancel()
-	for range first {
-	}
-	for range second {
 	}
 }
 

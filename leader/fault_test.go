@@ -135,22 +135,14 @@ func TestQuietStreamLives(t *testing.T) {
 	n := startNode(t, engine.Config{}, ServerConfig{})
 	cfg := ClientConfig{Heartbeat: 200 * time.Millisecond, DeadAfter: 2 * time.Second}
 	c := dial(t, n.addr, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	busy, err := n.eng.Submit(ctx, heavy()) // all 64 sequence slots, for seconds
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the heavy request to run", func() bool { return n.eng.Stats().Running == 64 })
+	release := n.occupy(t, false)
 	greedy, _ := loadReference(t)
 	events, err := c.Submit(context.Background(), greedy[0].request())
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(cfg.DeadAfter + time.Second) // the request waits: nothing but heartbeats flow
-	cancel()
-	for range busy {
-	}
+	release()
 	res := collect(events, 1)
 	want, finish := greedy[0].want()
 	if res.err != nil || len(res.tokens[0]) != len(want) || res.finish[0] != finish {

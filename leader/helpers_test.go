@@ -209,3 +209,31 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// occupy fills the engine of n with heavy (all 64 sequence slots, for seconds) and, with
+// waiting, queues one more request behind it; release cancels both and waits for them.
+// With MaxWaiting 1 the engine then refuses the next request with ErrQueueFull.
+func (n *node) occupy(t testing.TB, waiting bool) (release func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var chans []<-chan engine.Event
+	events, err := n.eng.Submit(ctx, heavy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chans = append(chans, events)
+	waitFor(t, 10*time.Second, "the heavy request to run", func() bool { return n.eng.Stats().Running == 64 })
+	if waiting {
+		if events, err = n.eng.Submit(ctx, engine.Request{Prompt: []int{bos}, MaxTokens: 4}); err != nil {
+			t.Fatal(err)
+		}
+		chans = append(chans, events)
+	}
+	return func() {
+		cancel()
+		for _, ch := range chans {
+			for range ch {
+			}
+		}
+	}
+}
