@@ -104,7 +104,7 @@ func TestErrors(t *testing.T) {
 	})
 }
 
-// TestQueueFull: with one sequence running and one waiting, the next request is refused
+// TestQueueFull: with every sequence slot taken and one request waiting, the next is refused
 // with engine.ErrQueueFull on the client's side.
 func TestQueueFull(t *testing.T) {
 	n := startNode(t, engine.Config{MaxRunning: 64, MaxWaiting: 1}, ServerConfig{})
