@@ -33,7 +33,7 @@
 //   - Cancelling the call cancels the engine request: the server's stream context is the
 //     request's context, so the engine frees the request's KV blocks. A client that
 //     vanishes without closing its connection is noticed by the server's keepalive
-//     pings (ServerConfig.PingInterval + PingTimeout, 4 s by default).
+//     pings (ServerConfig.PingInterval + PingTimeout, about 2 s by default).
 //   - A dead leader is noticed on an open stream within ClientConfig.DeadAfter (2 s by
 //     default): the client asks the leader for a heartbeat event whenever the stream has
 //     been quiet for Heartbeat (500 ms), and gives up after DeadAfter without any
