@@ -46,6 +46,7 @@ func BenchmarkStageStep(b *testing.B) {
 		name          string
 		seqs, n, news int
 	}{
+		{"decode1", 1, 64, 1},
 		{"decode8", 8, 64, 1},
 		{"decode32", 32, 64, 1},
 		{"prefill128", 1, 128, 128},

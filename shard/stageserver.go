@@ -107,6 +107,12 @@ func NewStageServer(cfg StageServerConfig) (*StageServer, error) {
 	return s, nil
 }
 
+// RegisterService registers another service on the server's port (before Serve), as
+// leader.Server does, so a node serves one gRPC port whatever its role.
+func (s *StageServer) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	s.grpc.RegisterService(desc, impl)
+}
+
 // Serve accepts connections on ln until Stop; it then returns nil.
 func (s *StageServer) Serve(ln net.Listener) error {
 	if err := s.grpc.Serve(ln); err != nil {
