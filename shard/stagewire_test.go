@@ -1,9 +1,14 @@
 package shard
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kvmesh/kvmesh/blocks"
@@ -81,4 +86,70 @@ func FuzzStageStep(f *testing.F) {
 		}
 		r.Run(st) // an error is fine; a panic fails
 	})
+}
+
+// TestStageStepsInFlight: several steps sent without waiting come back in order, each
+// with its id and the tokens the same steps give in process (Chain).
+func TestStageStepsInFlight(t *testing.T) {
+	m := loadModel(t)
+	last := startStage(t, m, Range{3, 5}, "127.0.0.1:0")
+	mid := startStage(t, m, Range{2, 3}, "127.0.0.1:0")
+	if err := hello(t, mid.addr, &pb.HelloRequest{Model: m.Identity(), BlockSize: 16, NumBlocks: 64, KvDtype: "fp32", MaxTokens: 64,
+		Epoch: 5, FirstLayer: 2, Next: []string{last.addr}, HeartbeatMs: 100}); err != nil {
+		t.Fatal(err)
+	}
+	var chain Chain
+	for _, r := range []Range{{2, 3}, {3, 5}} {
+		s, err := NewRunner(RunnerConfig{Model: m, Range: r, BlockSize: 16, NumBlocks: 64, KVDType: blocks.FP32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		chain = append(chain, s)
+	}
+	// A prompt of 20 tokens for 3 sequences, then two decode steps of all three.
+	steps := []*engine.StageStep{benchStep(m, 3, 20, 20), benchStep(m, 3, 21, 1), benchStep(m, 3, 22, 1)}
+	var want [][]int
+	for _, st := range steps {
+		tokens, err := chain.Step(context.Background(), st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, append([]int(nil), tokens...))
+	}
+	conn, err := grpc.NewClient(mid.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := pb.NewStageClient(conn).Steps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range steps {
+		var req pb.StepRequest
+		encodeStep(&req, uint64(i+1), 5, st, st.Hidden)
+		if err := stream.Send(&req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream.CloseSend()
+	for i := 0; i < len(steps); {
+		reply, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("reply %d: %v", i+1, err)
+		}
+		if reply.Id == 0 {
+			continue // a heartbeat
+		}
+		if got := fmt.Sprint(reply.Tokens); reply.Id != uint64(i+1) || got != fmt.Sprint(want[i]) {
+			t.Errorf("reply %d: id %d tokens %s, want %v", i+1, reply.Id, got, want[i])
+		}
+		i++
+	}
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Errorf("after the last reply: %v, want the stream's end", err)
+	}
 }
