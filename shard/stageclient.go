@@ -38,6 +38,7 @@ type StageClient struct {
 	epoch  uint64                                                 // of the current or last session
 	stream grpc.BidiStreamingClient[pb.StepRequest, pb.StepReply] // nil without a session
 	cancel context.CancelFunc                                     // ends stream
+	dead   *time.Timer                                            // calls cancel after DeadAfter; armed during a step
 	id     uint64                                                 // the last step's id
 	req    pb.StepRequest                                         // reused for every step
 	tokens []int                                                  // the last step's tokens
@@ -81,9 +82,10 @@ func (c *StageClient) Close() error {
 // reset ends the current session's stream, if any.
 func (c *StageClient) reset() {
 	if c.cancel != nil {
+		c.dead.Stop()
 		c.cancel()
 	}
-	c.stream, c.cancel = nil, nil
+	c.stream, c.cancel, c.dead = nil, nil, nil
 }
 
 // open opens a new session: Hello with the next epoch, then its Steps stream.
@@ -112,6 +114,8 @@ func (c *StageClient) open(ctx context.Context) error {
 		return c.stageError("open steps", err)
 	}
 	c.stream, c.cancel = stream, scancel
+	c.dead = time.AfterFunc(time.Hour, scancel)
+	c.dead.Stop()
 	return nil
 }
 
@@ -149,11 +153,13 @@ func (c *StageClient) Step(ctx context.Context, st *engine.StageStep) ([]int, er
 // step sends st and waits for its reply, at most DeadAfter after the last message.
 func (c *StageClient) step(ctx context.Context, st *engine.StageStep) ([]int, error) {
 	encodeStep(&c.req, c.id, c.epoch, st, st.Hidden)
-	timer := time.AfterFunc(c.cfg.DeadAfter, c.cancel)
-	stop := context.AfterFunc(ctx, c.cancel)
-	defer stop()
-	reply, err := c.roundTrip(timer)
-	if !timer.Stop() { // the timer fired: the stream is cancelled, whatever came back
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, c.cancel)
+		defer stop()
+	}
+	c.dead.Reset(c.cfg.DeadAfter)
+	reply, err := c.roundTrip()
+	if !c.dead.Stop() { // the timer fired: the stream is cancelled, whatever came back
 		err = errSilent
 	}
 	switch {
@@ -177,8 +183,8 @@ func (c *StageClient) step(ctx context.Context, st *engine.StageStep) ([]int, er
 }
 
 // roundTrip sends c.req and receives its reply on the session's stream, skipping
-// heartbeats; each message received restarts timer (DeadAfter).
-func (c *StageClient) roundTrip(timer *time.Timer) (*pb.StepReply, error) {
+// heartbeats; each message received restarts the DeadAfter timer.
+func (c *StageClient) roundTrip() (*pb.StepReply, error) {
 	if err := c.stream.Send(&c.req); err != nil {
 		// io.EOF: the stream ended; its status comes to Recv.
 		if _, rerr := c.stream.Recv(); rerr != nil {
@@ -191,7 +197,7 @@ func (c *StageClient) roundTrip(timer *time.Timer) (*pb.StepReply, error) {
 		if err != nil || reply.Id != 0 {
 			return reply, err
 		}
-		if !timer.Reset(c.cfg.DeadAfter) { // it had fired: the stream is cancelled
+		if !c.dead.Reset(c.cfg.DeadAfter) { // it had fired: the stream is cancelled
 			return nil, errSilent
 		}
 	}
