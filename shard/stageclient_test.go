@@ -357,3 +357,56 @@ func (p *freezer) pipe(dst, src net.Conn) {
 
 func (p *freezer) freeze() { p.gate.Lock() }
 func (p *freezer) thaw()   { p.gate.Unlock() }
+
+// TestDialPipelineRefused: a chain that does not fit the leader fails DialPipeline with
+// ErrStageRefused, an unusable config with ErrStageConfig, an address where nothing
+// listens with ErrStageBroken.
+func TestDialPipelineRefused(t *testing.T) {
+	m := loadModel(t)
+	last := startStage(t, m, Range{3, 5}, "127.0.0.1:0")
+	mid := startStage(t, m, Range{2, 3}, "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := ln.Addr().String()
+	ln.Close()
+	ok := PipelineConfig{Stages: []string{mid.addr, last.addr}, Model: m.Identity(), FirstLayer: 2, BlockSize: 16, NumBlocks: 32,
+		HelloTimeout: 300 * time.Millisecond, Logger: quiet}
+	for _, tt := range []struct {
+		name string
+		edit func(*PipelineConfig)
+		want error
+	}{
+		{"another model", func(c *PipelineConfig) { c.Model = "feed" }, ErrStageRefused},
+		{"leader ends early", func(c *PipelineConfig) { c.FirstLayer = 1 }, ErrStageRefused},
+		{"a stage missing", func(c *PipelineConfig) { c.Stages = c.Stages[:1] }, ErrStageRefused},
+		{"stages swapped", func(c *PipelineConfig) { c.Stages = []string{last.addr, mid.addr} }, ErrStageRefused},
+		{"nothing listens", func(c *PipelineConfig) { c.Stages = []string{nobody} }, ErrStageBroken},
+		{"next stage gone", func(c *PipelineConfig) { c.Stages = []string{mid.addr, nobody} }, ErrStageBroken},
+		{"no stages", func(c *PipelineConfig) { c.Stages = nil }, ErrStageConfig},
+		{"no model", func(c *PipelineConfig) { c.Model = "" }, ErrStageConfig},
+		{"leader holds nothing", func(c *PipelineConfig) { c.FirstLayer = 0 }, ErrStageConfig},
+		{"no blocks", func(c *PipelineConfig) { c.NumBlocks = 0 }, ErrStageConfig},
+		{"bad dtype", func(c *PipelineConfig) { c.KVDType = blocks.DType(9) }, ErrStageConfig},
+		{"heartbeat too slow", func(c *PipelineConfig) { c.Heartbeat, c.DeadAfter = time.Second, time.Second }, ErrStageConfig},
+		{"bad CA file", func(c *PipelineConfig) { c.TLS.CAFile = "testdata/missing.pem" }, ErrStageConfig},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ok
+			tt.edit(&cfg)
+			c, err := DialPipeline(context.Background(), cfg)
+			if c != nil {
+				c.Close()
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+	c, err := DialPipeline(context.Background(), ok)
+	if err != nil {
+		t.Fatalf("the right chain after the refusals: %v", err)
+	}
+	c.Close()
+}
