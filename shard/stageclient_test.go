@@ -284,9 +284,9 @@ func TestStageHung(t *testing.T) {
 func TestStageSlow(t *testing.T) {
 	m := loadModel(t)
 	last := startStageWith(t, StageServerConfig{Model: m, Range: Range{3, 5}}, "127.0.0.1:0",
-		func(s *StageServer) { s.testDelay = 500 * time.Millisecond })
+		func(s *StageServer) { s.testDelay = 700 * time.Millisecond })
 	mid := startStage(t, m, Range{2, 3}, "127.0.0.1:0")
-	e, rec := pipelineWith(t, m, engine.Config{NumBlocks: 64}, 200*time.Millisecond, nil, mid.addr, last.addr)
+	e, rec := pipelineWith(t, m, engine.Config{NumBlocks: 64}, 300*time.Millisecond, nil, mid.addr, last.addr)
 	c := referenceCases(t)[1]
 	c.Steps = len(c.PromptIDs) + 1 // two steps: the prompt and one more token
 	c.GeneratedIDs = c.GeneratedIDs[:2]
