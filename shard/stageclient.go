@@ -70,7 +70,9 @@ func DialPipeline(ctx context.Context, cfg PipelineConfig) (*StageClient, error)
 	return c, nil
 }
 
-// Epoch is the epoch of the current session, or of the last one if it failed.
+// Epoch is the epoch of the current session, or of the last one if it failed. Epochs
+// count up from the wall clock's nanoseconds at DialPipeline, so a restarted leader does
+// not reuse its predecessor's.
 func (c *StageClient) Epoch() uint64 { return c.epoch }
 
 // Close ends the session and the connection.
@@ -120,10 +122,11 @@ func (c *StageClient) open(ctx context.Context) error {
 }
 
 // stageError wraps an error of a call to the first stage: ErrStageRefused for a
-// refusal, ErrStageBroken otherwise.
+// refusal (the session does not fit a stage), ErrStageBroken otherwise.
 func (c *StageClient) stageError(op string, err error) error {
 	kind := ErrStageBroken
-	if status.Code(err) == codes.FailedPrecondition {
+	switch status.Code(err) {
+	case codes.FailedPrecondition, codes.ResourceExhausted, codes.InvalidArgument:
 		kind = ErrStageRefused
 	}
 	return fmt.Errorf("shard: pipeline %q %s (epoch %d, via %s): %w: %v", c.cfg.Pipeline, op, c.epoch, c.cfg.Stages[0], kind, err)

@@ -390,6 +390,7 @@ func TestDialPipelineRefused(t *testing.T) {
 		{"no blocks", func(c *PipelineConfig) { c.NumBlocks = 0 }, ErrStageConfig},
 		{"bad dtype", func(c *PipelineConfig) { c.KVDType = blocks.DType(9) }, ErrStageConfig},
 		{"heartbeat too slow", func(c *PipelineConfig) { c.Heartbeat, c.DeadAfter = time.Second, time.Second }, ErrStageConfig},
+		{"cache too large", func(c *PipelineConfig) { c.NumBlocks = 1 << 30 }, ErrStageRefused},
 		{"bad CA file", func(c *PipelineConfig) { c.TLS.CAFile = "testdata/missing.pem" }, ErrStageConfig},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

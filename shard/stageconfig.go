@@ -19,10 +19,11 @@ import (
 
 // Sentinel errors of the stage transport (StageServer, StageClient).
 var (
-	// ErrStageRefused: a stage refused the session: it holds another model, its range
-	// does not start where the previous stage ends, the chain ends before the model's
-	// last layer or goes past it, or the session was replaced by a newer one. Redialling
-	// the same chain does not help until the membership changes.
+	// ErrStageRefused: a stage refused the session or a step: it holds another model,
+	// its range does not start where the previous stage ends, the chain ends before the
+	// model's last layer or goes past it, the session asks for more memory than it
+	// allows, the session was replaced by a newer one, or a step was malformed.
+	// Redialling the same chain does not help until the membership changes.
 	ErrStageRefused = errors.New("shard: stage refused the session")
 	// ErrStageBroken: a step or a Hello failed in transport: a stage died, fell silent
 	// past the step timeout, or closed the stream. The next Step opens a new session.
