@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,19 +27,18 @@ var servebenchTargets = []string{"waste", "static", "ttft", "swap"}
 
 // serveReport is what kvmesh servebench measures. A benchmark not run is absent.
 type serveReport struct {
-	Date      string         `json:"date"`
-	CPU       string         `json:"cpu"`
-	Threads   int            `json:"threads"`
-	Repeat    int            `json:"repeat"`
-	Quick     bool           `json:"quick"`
-	LoadStart string         `json:"load_average_start,omitempty"`
-	LoadEnd   string         `json:"load_average_end,omitempty"`
-	Waste     *wasteEntry    `json:"waste,omitempty"`
-	Static    []staticEntry  `json:"static,omitempty"`
-	TTFT      *ttftEntry     `json:"ttft,omitempty"`
-	Swap      *swapEntry     `json:"swap,omitempty"`
-	Seconds   float64        `json:"seconds"`
-	Skipped   map[string]any `json:"skipped,omitempty"`
+	Date      string        `json:"date"`
+	CPU       string        `json:"cpu"`
+	Threads   int           `json:"threads"`
+	Repeat    int           `json:"repeat"`
+	Quick     bool          `json:"quick"`
+	LoadStart string        `json:"load_average_start,omitempty"`
+	LoadEnd   string        `json:"load_average_end,omitempty"`
+	Waste     *wasteEntry   `json:"waste,omitempty"`
+	Static    []staticEntry `json:"static,omitempty"`
+	TTFT      *ttftEntry    `json:"ttft,omitempty"`
+	Swap      *swapEntry    `json:"swap,omitempty"`
+	Seconds   float64       `json:"seconds"`
 }
 
 type wasteEntry struct {
@@ -89,7 +89,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 	want := map[string]bool{}
 	for _, name := range strings.Split(*only, ",") {
 		name = strings.TrimSpace(name)
-		if !contains(servebenchTargets, name) {
+		if !slices.Contains(servebenchTargets, name) {
 			fmt.Fprintf(stderr, "kvmesh servebench: unknown benchmark %q (%s)\n", name, strings.Join(servebenchTargets, ", "))
 			return errUsage
 		}
@@ -219,15 +219,6 @@ func quickMix() serving.Mix {
 	return serving.Mix{Requests: 24, PromptMin: 16, PromptMax: 96, MaxTokensMin: 8, MaxTokensMax: 64}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // loadAverage is the first three fields of /proc/loadavg, or "" where there is none.
 func loadAverage() string {
 	data, err := os.ReadFile("/proc/loadavg")
@@ -340,7 +331,7 @@ func printServebench(w io.Writer, rep serveReport) {
 			row(r.Eager, r.EagerRatio, "\t")
 		})
 	}
-	fmt.Fprintf(w, "\n%.0f s in all\n", rep.Seconds)
+	fmt.Fprintf(w, "\n%.1f s in all\n", rep.Seconds)
 }
 
 func byteSize(n int64) string {
