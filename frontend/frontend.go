@@ -326,7 +326,9 @@ func (f *Frontend) Leaders() []string { return f.router.Leaders() }
 // Shutdown drains the HTTP API until ctx ends and stops.
 func (f *Frontend) Shutdown(ctx context.Context) error {
 	err := f.api.Shutdown(ctx, f.http)
-	err = errors.Join(err, f.member.Leave(ctx))
+	lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err = errors.Join(err, f.member.Leave(lctx))
 	f.close()
 	return err
 }

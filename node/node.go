@@ -365,7 +365,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.engine != nil {
 		err = errors.Join(err, n.engine.Shutdown(ctx))
 	}
-	err = errors.Join(err, n.member.Leave(ctx))
+	// Leaving only announces the departure (peers that do not answer in time see the
+	// node dead instead), so it gets a short budget of its own.
+	lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err = errors.Join(err, n.member.Leave(lctx))
 	n.close()
 	return err
 }
