@@ -17,6 +17,9 @@
 //     (ErrQueueFull as RESOURCE_EXHAUSTED, ErrTooLong and ErrInvalid as
 //     INVALID_ARGUMENT, ErrClosed as UNAVAILABLE) and the client wraps the same sentinel
 //     again, so errors.Is works on its errors and the HTTP layer answers 429, 400, 503.
+//     A failure inside the leader's engine comes back as ErrFailed, and a request for
+//     another model than the leader's (ClientConfig.Model) as ErrWrongModel, logged by
+//     the leader.
 //   - A request's events are the engine's, in the engine's order; the channel closes
 //     after the last. On the wire one reply carries every event the engine has handed
 //     out when the leader sends (one step of all samples, as a rule; at most 256), so n
@@ -35,9 +38,10 @@
 //     vanishes without closing its connection is noticed by the server's keepalive
 //     pings (ServerConfig.PingInterval + PingTimeout, about 2 s by default).
 //   - A dead leader is noticed on an open stream within ClientConfig.DeadAfter (2 s by
-//     default): the client asks the leader for a heartbeat event whenever the stream has
-//     been quiet for Heartbeat (500 ms), and gives up after DeadAfter without any
-//     message. gRPC's own keepalive cannot do this: it raises client ping intervals
+//     default): the client asks the leader for a heartbeat (an empty reply) whenever the
+//     stream has been quiet for Heartbeat (500 ms), and gives up after DeadAfter without
+//     any message. A reader slow to take events from a full buffer does not count as
+//     silence. gRPC's own keepalive cannot do this: it raises client ping intervals
 //     below 10 s to 10 s. A leader whose process dies is noticed at once, since its
 //     kernel resets the connection. Idle connections are pinged by gRPC keepalive
 //     (ClientConfig.PingInterval, PingTimeout).
