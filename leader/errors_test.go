@@ -130,3 +130,19 @@ func TestClosed(t *testing.T) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
+
+// TestClosedMidStream: a request the leader's engine aborts in the middle (a shutdown
+// out of time) ends the client's stream with engine.ErrClosed, not ErrBroken: the leader
+// said what happened.
+func TestClosedMidStream(t *testing.T) {
+	n := startNode(t, engine.Config{}, ServerConfig{})
+	c := dial(t, n.addr, ClientConfig{})
+	events := firstEvent(t, context.Background(), c, heavy())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no time to drain: the engine aborts what runs
+	n.eng.Shutdown(ctx)
+	err, _, _ := drain(events)
+	if !errors.Is(err, engine.ErrClosed) || errors.Is(err, ErrBroken) {
+		t.Fatalf("stream ended with %v, want engine.ErrClosed", err)
+	}
+}
