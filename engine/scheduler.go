@@ -162,14 +162,23 @@ func (sc *scheduler) admit(s *seq, budget int) (n int, ok bool) {
 	if !sc.cfg.NoPrefixCaching {
 		full := len(s.tokens) / bs
 		sc.extendHashes(s, full)
-		hits := sc.cache.AppendPrefix(s.table, s.hashes[:full])
-		for hits < full && sc.spill != nil && sc.cache.Append(s.table, bs) {
-			b := s.table.Blocks[hits]
-			if !sc.spill.loadPrefix(s.r, s.hashes[hits], b) {
+		// The longest cached prefix, block by block from memory or else from disk.
+		hits := 0
+		for hits < full {
+			h := s.hashes[hits]
+			if b, ok := sc.cache.Lookup(h); ok {
+				sc.cache.AppendCached(s.table, b)
+				hits++
+				continue
+			}
+			if sc.spill == nil || !sc.cache.Append(s.table, bs) {
+				break
+			}
+			if !sc.spill.loadPrefix(s.r, h, s.table.Blocks[hits]) {
 				sc.cache.Truncate(s.table, hits*bs)
 				break
 			}
-			sc.cache.SetHash(s.table, hits, s.hashes[hits])
+			sc.cache.SetHash(s.table, hits, h)
 			sc.prefixDiskHits++
 			hits++
 		}
@@ -183,7 +192,9 @@ func (sc *scheduler) admit(s *seq, budget int) (n int, ok bool) {
 		}
 	}
 	n = min(s.remaining(), budget, sc.cfg.PrefillChunk)
-	if !sc.cache.Append(s.table, n) {
+	// Keep a block of headroom for every running sequence, so that admitting this one does
+	// not force a preemption as soon as they grow.
+	if sc.cache.BlocksNeeded(s.table, n)+len(sc.running) > sc.cache.NumFree() || !sc.cache.Append(s.table, n) {
 		sc.cache.Release(s.table)
 		return 0, false
 	}

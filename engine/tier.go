@@ -203,21 +203,18 @@ func (t *tier) loadPrefix(r *request, h blocks.BlockHash, b int) bool {
 	return true
 }
 
-// offload moves the coldest free cached blocks to disk while resident KV memory is above
-// the high watermark, until it is under the low one. Blocks already on disk are only
-// dropped from memory.
+// offload works while resident KV memory is above the high watermark: it writes every
+// free cached block that the disk does not hold yet (so that no cached prefix is lost when
+// allocation later evicts it from memory), then takes the coldest of them out of memory
+// until usage is under the low watermark.
 func (t *tier) offload(sc *scheduler, high, low float64) {
 	n := float64(sc.cache.NumBlocks())
 	cold := sc.cache.FreeCached(nil)
 	if float64(sc.resident(len(cold))) <= high*n {
 		return
 	}
-	var move []int
-	for i := 0; i < len(cold) && float64(sc.resident(len(cold)-i)) > low*n; i++ {
-		move = append(move, cold[i])
-	}
 	t.ents = t.ents[:0]
-	for _, b := range move {
+	for _, b := range cold {
 		h, _ := sc.cache.Hash(b)
 		if _, ok := t.onDisk[h]; ok {
 			continue
@@ -241,8 +238,8 @@ func (t *tier) offload(sc *scheduler, high, low float64) {
 			t.bytesOut += int64(len(e.Payload))
 		}
 	}
-	for _, b := range move {
-		sc.cache.Uncache(b)
+	for i := 0; i < len(cold) && float64(sc.resident(len(cold)-i)) > low*n; i++ {
+		sc.cache.Uncache(cold[i])
 	}
 }
 
