@@ -68,6 +68,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 	quick := fs.Bool("quick", false, "small workloads, all on --model (well under a minute; figures are not comparable with a full run)")
 	modelPath := fs.String("model", "models/stories260K.bin", "small checkpoint `file`: waste and static (and everything with --quick)")
 	staticPreset := fs.String("static-preset", "llama2c-15m", "synthetic preset of a second static-batching run (empty: none)")
+	staticBatch := fs.Int("static-batch", 8, "KV budget of the static-batching comparison, in max-length reservations (the static batch size)")
 	bigPreset := fs.String("big-preset", "llama2c-42m", "synthetic preset with a context of at least 1024 for ttft and swap")
 	cacheDir := fs.String("cache-dir", filepath.Join(os.TempDir(), "kvmesh-bench"), "`dir` for synthetic checkpoints (shared with kvmesh bench)")
 	threads := fs.Int("threads", 0, "kernel threads (0: one per core)")
@@ -163,7 +164,7 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 				return err
 			}
 			fmt.Fprintf(stderr, "servebench: static batching against the engine on %s\n", name)
-			res, err := serving.Static(ctx, m, serving.StaticConfig{Mix: r.mix, Threads: *threads, Repeat: *repeat, BlockSize: *blockSize})
+			res, err := serving.Static(ctx, m, serving.StaticConfig{Mix: r.mix, Batch: *staticBatch, Threads: *threads, Repeat: *repeat, BlockSize: *blockSize})
 			if err != nil {
 				return err
 			}
