@@ -453,3 +453,41 @@ func TestKeySeedGivesRouterKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestSwapInt8Agreement runs the reference prompts with the disk tier storing blocks as
+// int8 and memory so small that prefixes come back from disk, and reports how many tokens
+// agree with the bit-identical run; it also reports the bytes the int8 encoding saved.
+func TestSwapInt8Agreement(t *testing.T) {
+	greedy, _ := loadReference(t)
+	cases := longCases(greedy)
+	reqs := make([]Request, len(cases))
+	for i, c := range cases {
+		reqs[i] = c.request()
+	}
+	run := func(int8 bool) ([]result, Stats) {
+		e := newEngine(t, Config{NumBlocks: 64, SwapPath: filepath.Join(t.TempDir(), "swap.db"), SwapInt8: int8, SwapHigh: 0.05, SwapLow: 0.01})
+		runAll(t, e, reqs) // the first round fills the disk with every prompt's blocks
+		res := runAll(t, e, reqs)
+		return res, e.Stats()
+	}
+	exact, stExact := run(false)
+	approx, stInt8 := run(true)
+	agree, total := 0, 0
+	for i := range exact {
+		a, b := exact[i].tokens[0], approx[i].tokens[0]
+		for j := range max(len(a), len(b)) {
+			total++
+			if j < len(a) && j < len(b) && a[j] == b[j] {
+				agree++
+			}
+		}
+	}
+	t.Logf("int8 on disk: %d of %d generated tokens agree with bit-identical swapping (%.1f%%); bytes written %d against %d (%.2fx)",
+		agree, total, 100*float64(agree)/float64(total), stInt8.SwapBytesOut, stExact.SwapBytesOut, float64(stInt8.SwapBytesOut)/float64(stExact.SwapBytesOut))
+	if stInt8.SwapBytesIn == 0 {
+		t.Fatal("nothing came back from disk: the comparison measured nothing")
+	}
+	if stInt8.SwapBytesOut*2 > stExact.SwapBytesOut {
+		t.Errorf("int8 wrote %d bytes, fp32 %d: less than a 2x saving", stInt8.SwapBytesOut, stExact.SwapBytesOut)
+	}
+}
