@@ -158,12 +158,7 @@ func (f *Frontend) start(ctx context.Context) error {
 	if gc.Logger == nil {
 		gc.Logger = cfg.Logger
 	}
-	gc.Accept = func(peer cluster.Meta) error {
-		if peer.Model != "" && peer.Model != identity {
-			return fmt.Errorf("node %s serves model %.12s, this cluster serves %.12s", peer.ID, peer.Model, identity)
-		}
-		return nil
-	}
+	gc.Accept = cluster.SameModel(identity)
 	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleRouter, HTTPAddr: f.ln.Addr().String(), Model: identity, State: cluster.StateReady}
 	if f.member, err = cluster.Join(ctx, gc, meta); err != nil {
 		return fmt.Errorf("frontend: joining the cluster: %w", err)

@@ -129,12 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if gc.Logger == nil {
 		gc.Logger = cfg.Logger
 	}
-	gc.Accept = func(peer cluster.Meta) error {
-		if peer.Model != "" && peer.Model != identity {
-			return fmt.Errorf("node %s serves model %.12s, this cluster serves %.12s", peer.ID, peer.Model, identity)
-		}
-		return nil
-	}
+	gc.Accept = cluster.SameModel(identity)
 	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleWorker, GRPCAddr: n.ln.Addr().String(), Model: identity, State: cluster.StateLoading}
 	if n.member, err = cluster.Join(ctx, gc, meta); err != nil {
 		n.close()

@@ -14,11 +14,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -56,7 +53,7 @@ func run() error {
 		return fmt.Errorf("--id is required")
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
-	gc, err := gossipConfig(*gossip, *seeds, *key, *lan)
+	gc, err := cluster.ConfigFor(*gossip, *seeds, *key, *lan)
 	if err != nil {
 		return err
 	}
@@ -75,29 +72,4 @@ func run() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return n.Shutdown(sctx)
-}
-
-// gossipConfig builds the membership configuration from the flags.
-func gossipConfig(bind, seeds, key string, lan bool) (cluster.Config, error) {
-	gc := cluster.LocalConfig()
-	if lan {
-		gc = cluster.DefaultConfig()
-	}
-	host, port, err := net.SplitHostPort(bind)
-	if err != nil {
-		return gc, fmt.Errorf("--gossip %q: %w", bind, err)
-	}
-	if gc.BindPort, err = strconv.Atoi(port); err != nil {
-		return gc, fmt.Errorf("--gossip port %q: %w", port, err)
-	}
-	gc.BindAddr = host
-	for _, s := range strings.Split(seeds, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			gc.Seeds = append(gc.Seeds, s)
-		}
-	}
-	if key != "" {
-		gc.SecretKey = []byte(key)
-	}
-	return gc, nil
 }

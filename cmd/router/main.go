@@ -12,11 +12,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -50,25 +47,9 @@ func run() error {
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
 
-	gc := cluster.LocalConfig()
-	if *lan {
-		gc = cluster.DefaultConfig()
-	}
-	host, port, err := net.SplitHostPort(*gossip)
+	gc, err := cluster.ConfigFor(*gossip, *seeds, *key, *lan)
 	if err != nil {
-		return fmt.Errorf("--gossip %q: %w", *gossip, err)
-	}
-	if gc.BindPort, err = strconv.Atoi(port); err != nil {
-		return fmt.Errorf("--gossip port: %w", err)
-	}
-	gc.BindAddr = host
-	for _, s := range strings.Split(*seeds, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			gc.Seeds = append(gc.Seeds, s)
-		}
-	}
-	if *key != "" {
-		gc.SecretKey = []byte(*key)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
