@@ -57,6 +57,12 @@ func loadReference(t *testing.T) []refCase {
 var seed = kvindex.Seed("stories260K", "tok512", 16)
 
 func newEngines(t *testing.T, n int, cfg engine.Config) []*engine.Engine {
+	return newEnginesCfg(t, n, cfg)
+}
+
+func newEnginesTB(tb testing.TB, n int) []*engine.Engine { return newEnginesCfg(tb, n, engine.Config{}) }
+
+func newEnginesCfg(t testing.TB, n int, cfg engine.Config) []*engine.Engine {
 	t.Helper()
 	ck, err := ckpt.Open("../models/stories260K.bin")
 	if err != nil {
