@@ -60,7 +60,9 @@ func newEngines(t *testing.T, n int, cfg engine.Config) []*engine.Engine {
 	return newEnginesCfg(t, n, cfg)
 }
 
-func newEnginesTB(tb testing.TB, n int) []*engine.Engine { return newEnginesCfg(tb, n, engine.Config{}) }
+func newEnginesTB(tb testing.TB, n int) []*engine.Engine {
+	return newEnginesCfg(tb, n, engine.Config{})
+}
 
 func newEnginesCfg(t testing.TB, n int, cfg engine.Config) []*engine.Engine {
 	t.Helper()
