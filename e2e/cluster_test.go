@@ -48,6 +48,7 @@ type Cluster struct {
 	url    string
 	gossip string
 	nats   string
+	extra  []string   // flags every process gets (TLS)
 	mu     sync.Mutex // protects procs
 	procs  map[string]*exec.Cmd
 }
@@ -60,12 +61,17 @@ var lineRE = regexp.MustCompile(`url=(\S+) gossip=(\S+) nats=(\S+)`)
 // startCluster starts a router and the workers, and waits until the router routes to
 // the given number of pipelines.
 func startCluster(t *testing.T, pipelines int, workers ...worker) *Cluster {
+	return startClusterWith(t, nil, pipelines, workers...)
+}
+
+// startClusterWith is startCluster with flags that every process gets.
+func startClusterWith(t *testing.T, extra []string, pipelines int, workers ...worker) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
+	c := &Cluster{t: t, dir: t.TempDir(), extra: extra, procs: map[string]*exec.Cmd{}}
 	t.Cleanup(c.stopAll)
-	out := c.start("router-1", filepath.Join(bin, "router"), "--id", "router-1",
+	out := c.start("router-1", filepath.Join(bin, "router"), append([]string{"--id", "router-1",
 		"--model", "../models/stories260K.bin", "--tokenizer", "../models/tok512.bin",
-		"--http", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+		"--http", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)...)
 	m := lineRE.FindStringSubmatch(waitLine(t, out, "url="))
 	c.url, c.gossip, c.nats = m[1], m[2], m[3]
 	for _, w := range workers {
@@ -109,6 +115,7 @@ func (c *Cluster) startWorker(w worker) {
 	if w.layers != "" {
 		args = append(args, "--layers", w.layers, "--pipeline", w.pipeline)
 	}
+	args = append(args, c.extra...)
 	waitLine(c.t, c.start(w.id, filepath.Join(bin, "node"), args...), "ready")
 }
 
@@ -394,5 +401,25 @@ func TestKillWorkerMidGeneration(t *testing.T) {
 				t.Errorf("after the repair: %v, %q", s.err, s.text)
 			}
 		})
+	}
+}
+
+// TestMutualTLS runs a pipeline whose gRPC (router to leader, leader to stage) is mutual
+// TLS with certificates from scripts/certs.sh, and checks the reference through it.
+func TestMutualTLS(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed: scripts/certs.sh needs it")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("../scripts/certs.sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/certs.sh: %v\n%s", err, out)
+	}
+	tls := []string{"--tls-cert", dir + "/node.pem", "--tls-key", dir + "/node-key.pem", "--tls-ca", dir + "/ca.pem"}
+	c := startClusterWith(t, tls, 1, worker{"worker-1", "0:3", "p0"}, worker{"worker-2", "3:5", "p0"})
+	for _, rc := range loadReference(t)[:3] {
+		s := streamCompletion(context.Background(), c.url, rc, nil)
+		if s.err != nil || s.text != rc.want() {
+			t.Errorf("prompt %q over TLS: %v\n got %q\nwant %q", rc.Prompt, s.err, s.text, rc.want())
+		}
 	}
 }

@@ -54,6 +54,9 @@ type Config struct {
 	NATS kvindex.ClientConfig
 	// BlockSize is the cluster's KV block size, for the prompt's block keys. Default 16.
 	BlockSize int
+	// TLS secures the gRPC connections to the leaders (mutual TLS with a certificate).
+	// Default: off.
+	TLS leader.TLS
 	// RoundRobin turns KV-aware routing off (the baseline).
 	RoundRobin bool
 	// Logger. Default slog.Default().
@@ -237,7 +240,9 @@ func (f *Frontend) consider(m cluster.Meta) {
 	}
 	if lc == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c, err := leader.Dial(ctx, m.GRPCAddr, leader.DefaultClientConfig())
+		lcfg := leader.DefaultClientConfig()
+		lcfg.TLS, lcfg.Model = f.cfg.TLS, m.Model
+		c, err := leader.Dial(ctx, m.GRPCAddr, lcfg)
 		cancel()
 		if err != nil {
 			f.cfg.Logger.Warn("cannot reach a leader", "id", m.ID, "addr", m.GRPCAddr, "err", err)

@@ -58,6 +58,9 @@ type Config struct {
 	NATS kvindex.ClientConfig
 	// Engine configures a leader's engine (block size, KV memory, limits).
 	Engine engine.Config
+	// TLS secures gRPC (mutual TLS when CAFile is set): the node's own server, and a
+	// leader's connections to its stages. Default: off.
+	TLS leader.TLS
 	// Settle is how long a node without a Range watches membership before it asks
 	// placement for one, so that it sees the ranges already held. Default 1s.
 	Settle time.Duration
@@ -216,6 +219,7 @@ func (n *Node) place(ctx context.Context) error {
 func (n *Node) startStage() error {
 	sc := shard.DefaultStageServerConfig()
 	sc.Model, sc.Range, sc.Logger = n.model, n.rng, n.cfg.Logger
+	sc.TLS = shard.TLS(n.cfg.TLS)
 	var err error
 	if n.ssrv, err = shard.NewStageServer(sc); err != nil {
 		return err
@@ -245,12 +249,12 @@ func (n *Node) startLeader(ctx context.Context) error {
 		n.down.geometry = shard.PipelineConfig{
 			Model: n.model.Identity(), FirstLayer: n.rng.Last, Pipeline: n.pipe,
 			BlockSize: ec.BlockSize, NumBlocks: n.engine.Stats().BlocksTotal, KVDType: ec.KVDType,
-			MaxTokens: max(ec.MaxBatchTokens, 256), Logger: n.cfg.Logger,
+			MaxTokens: max(ec.MaxBatchTokens, 256), Logger: n.cfg.Logger, TLS: shard.TLS(n.cfg.TLS),
 		}
 	}
 	lc := leader.DefaultServerConfig()
 	lc.NodeID, lc.Incarnation, lc.Model = n.cfg.ID, n.member.Self().Incarnation, n.model.Identity()
-	lc.FirstLayer, lc.EndLayer, lc.Logger = n.rng.First, n.rng.Last, n.cfg.Logger
+	lc.FirstLayer, lc.EndLayer, lc.Logger, lc.TLS = n.rng.First, n.rng.Last, n.cfg.Logger, n.cfg.TLS
 	if n.lsrv, err = leader.NewServer(n.engine, lc); err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/kvmesh/kvmesh/cluster"
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/kvindex"
+	"github.com/kvmesh/kvmesh/leader"
 	"github.com/kvmesh/kvmesh/node"
 )
 
@@ -48,6 +49,9 @@ func run() error {
 	blockSize := flag.Int("block-size", 16, "tokens per KV block")
 	batch := flag.Int("max-batch-tokens", 256, "token budget of one step")
 	lan := flag.Bool("lan", false, "LAN failure-detection timings (default: local, fast)")
+	tlsCert := flag.String("tls-cert", "", "gRPC TLS certificate `file` (scripts/certs.sh makes test ones)")
+	tlsKey := flag.String("tls-key", "", "gRPC TLS private key `file`")
+	tlsCA := flag.String("tls-ca", "", "CA `file` that verifies peers (mutual TLS)")
 	flag.Parse()
 	if *id == "" {
 		return fmt.Errorf("--id is required")
@@ -62,6 +66,7 @@ func run() error {
 	n, err := node.Start(ctx, node.Config{
 		ID: *id, Model: *modelPath, Range: *layers, Pipeline: *pipeline, GRPCAddr: *grpcAddr,
 		Gossip: gc, NATSURL: *natsURL, NATS: kvindex.ClientConfig{User: *natsUser, Password: *natsPass}, Logger: logger,
+		TLS:    leader.TLS{CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA},
 		Engine: engine.Config{KVMemory: *kvMiB << 20, BlockSize: *blockSize, MaxBatchTokens: *batch},
 	})
 	if err != nil {

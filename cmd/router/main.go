@@ -20,6 +20,7 @@ import (
 	"github.com/kvmesh/kvmesh/cluster"
 	"github.com/kvmesh/kvmesh/frontend"
 	"github.com/kvmesh/kvmesh/kvindex"
+	"github.com/kvmesh/kvmesh/leader"
 )
 
 func main() {
@@ -44,6 +45,9 @@ func run() error {
 	natsPass := flag.String("nats-password", os.Getenv("KVMESH_NATS_PASSWORD"), "NATS password (env KVMESH_NATS_PASSWORD)")
 	roundRobin := flag.Bool("round-robin", false, "route round robin instead of by cached prefix")
 	lan := flag.Bool("lan", false, "LAN failure-detection timings (default: local, fast)")
+	tlsCert := flag.String("tls-cert", "", "gRPC TLS certificate `file` (scripts/certs.sh makes test ones)")
+	tlsKey := flag.String("tls-key", "", "gRPC TLS private key `file`")
+	tlsCA := flag.String("tls-ca", "", "CA `file` that verifies peers (mutual TLS)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
 
@@ -56,6 +60,7 @@ func run() error {
 	f, err := frontend.Start(ctx, frontend.Config{
 		ID: *id, Model: *modelPath, Tokenizer: *tokPath, ModelName: *name, HTTPAddr: *httpAddr,
 		Gossip: gc, NATSURL: *natsURL, NATSListen: *natsListen, RoundRobin: *roundRobin, Logger: logger,
+		TLS:  leader.TLS{CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA},
 		NATS: kvindex.ClientConfig{User: *natsUser, Password: *natsPass},
 	})
 	if err != nil {
