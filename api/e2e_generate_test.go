@@ -21,7 +21,7 @@ func TestE2EReference(t *testing.T) {
 	greedy, sampled := loadReference(t)
 	ctx := context.Background()
 	for i, c := range append(greedy, sampled...) {
-		want, finish, tokens := c.want(x.tok)
+		want, finish, tokens := expect(c)
 		if i == 0 && !strings.HasPrefix(c.Stdout, c.Prompt+want) {
 			t.Fatalf("the decoding of the reference ids is not run.c's stdout:\n%q\n%q", c.Prompt+want, c.Stdout)
 		}
@@ -64,12 +64,12 @@ func TestE2EChat(t *testing.T) {
 	x := startE2E(t, engine.Config{})
 	greedy, _ := loadReference(t)
 	c := greedy[0] // "Once upon a time", 256 steps
-	want, finish, tokens := c.want(x.tok)
+	want, finish, tokens := expect(c)
 	ctx := context.Background()
 	params := openai.ChatCompletionNewParams{
 		Model:       "stories260K",
 		Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage(c.Prompt)},
-		MaxTokens:   openai.Int(c.maxTokens()),
+		MaxTokens:   openai.Int(maxTokens(c)),
 		Temperature: openai.Float(0),
 	}
 	res, err := x.client.Chat.Completions.New(ctx, params)
@@ -137,7 +137,7 @@ func TestE2ESamplesAndSeeds(t *testing.T) {
 	}
 	// top_p 0 is greedy whatever the temperature.
 	greedy, _ := loadReference(t)
-	full, _, _ := greedy[0].want(x.tok)
+	full, _, _ := expect(greedy[0])
 	topP0, err := x.client.Completions.New(ctx, openai.CompletionNewParams{
 		Model: "stories260K", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
 		MaxTokens: openai.Int(40), Temperature: openai.Float(1.5), TopP: openai.Float(0),
@@ -189,7 +189,7 @@ func TestE2EStop(t *testing.T) {
 	x := startE2E(t, engine.Config{})
 	greedy, _ := loadReference(t)
 	c := greedy[0]
-	full, _, _ := c.want(x.tok)
+	full, _, _ := expect(c)
 	ctx := context.Background()
 	for _, stop := range [][]string{{"Lily"}, {"park", "\n"}, {"\""}, {"no such words here"}} {
 		want, finish := full, "length"
@@ -246,7 +246,7 @@ func TestE2EConcurrentReference(t *testing.T) {
 	errs := make(chan error, len(cases))
 	for _, c := range cases {
 		go func() {
-			want, finish, _ := c.want(x.tok)
+			want, finish, _ := expect(c)
 			got, err := readStream(x.client.Completions.NewStreaming(context.Background(), completionParams(c)))
 			switch {
 			case err != nil:

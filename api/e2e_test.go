@@ -3,16 +3,16 @@ package api
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
+	"github.com/kvmesh/kvmesh/internal/testmodel"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -21,77 +21,27 @@ import (
 
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/model"
-	"github.com/kvmesh/kvmesh/model/ckpt"
 	"github.com/kvmesh/kvmesh/model/tokenizer"
 )
 
-const referencePath = "../testdata/reference/stories260K_greedy.json"
-
 // refCase is one reference generation of llama2.c's run.
-type refCase struct {
-	Prompt       string  `json:"prompt"`
-	Temperature  float64 `json:"temperature"`
-	TopP         float64 `json:"top_p"`
-	Seed         int64   `json:"seed"`
-	Steps        int     `json:"steps"`
-	PromptIDs    []int   `json:"prompt_ids"`
-	GeneratedIDs []int   `json:"generated_ids"`
-	Stdout       string  `json:"stdout"`
-}
+type refCase = reftest.Case
 
 // maxTokens is run.c's -n as max_tokens: every position after the prompt's last.
-func (c refCase) maxTokens() int64 { return int64(c.Steps - len(c.PromptIDs) + 1) }
+func maxTokens(c refCase) int64 { return int64(c.MaxTokens()) }
 
-// want is the text and finish reason the API must answer with: the generated ids, less
-// a BOS that ends the story, decoded as run.c prints them.
-func (c refCase) want(tok *tokenizer.Tokenizer) (string, string, int) {
-	ids, finish := c.GeneratedIDs, "length"
-	if n := len(ids); n > 0 && ids[n-1] == tokenizer.BOS {
-		ids, finish = ids[:n-1], "stop"
+// expect is the text, finish reason and completion tokens the API must answer with: what
+// run.c printed after the prompt, less a BOS that ends the story.
+func expect(c refCase) (string, string, int) {
+	if c.EndsAtBOS() {
+		return c.Text(), "stop", len(c.Tokens())
 	}
-	var b strings.Builder
-	prev := c.PromptIDs[len(c.PromptIDs)-1]
-	for _, id := range ids {
-		if piece := tok.Decode(prev, id); tokenizer.Printable(piece) {
-			b.WriteString(piece)
-		}
-		prev = id
-	}
-	return b.String(), finish, len(ids)
+	return c.Text(), "length", len(c.Tokens())
 }
 
-func loadReference(t testing.TB) (greedy, sampled []refCase) {
-	t.Helper()
-	data, err := os.ReadFile(referencePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Greedy, Sampled []refCase }
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return ref.Greedy, ref.Sampled
-}
+func loadReference(t testing.TB) (greedy, sampled []refCase) { return reftest.Load(t) }
 
-var (
-	modelOnce sync.Once
-	testModel *model.Model
-	modelErr  error
-)
-
-func loadModel(t testing.TB) *model.Model {
-	t.Helper()
-	modelOnce.Do(func() {
-		var ck *ckpt.Checkpoint
-		if ck, modelErr = ckpt.Open(modelPath); modelErr == nil {
-			testModel, modelErr = model.New(ck)
-		}
-	})
-	if modelErr != nil {
-		t.Fatal(modelErr)
-	}
-	return testModel
-}
+func loadModel(t testing.TB) *model.Model { return testmodel.Load(t) }
 
 // e2e is a real server: the engine on the shipped model, the API over it, an http.Server
 // on a loopback port, and an OpenAI SDK client pointed at it.
@@ -167,10 +117,10 @@ func completionParams(c refCase) openai.CompletionNewParams {
 	return openai.CompletionNewParams{
 		Model:       "stories260K",
 		Prompt:      openai.CompletionNewParamsPromptUnion{OfString: openai.String(c.Prompt)},
-		MaxTokens:   openai.Int(c.maxTokens()),
-		Temperature: openai.Float(c.Temperature),
-		TopP:        openai.Float(c.TopP),
-		Seed:        openai.Int(c.Seed),
+		MaxTokens:   openai.Int(maxTokens(c)),
+		Temperature: openai.Float(float64(c.Temperature)),
+		TopP:        openai.Float(float64(c.TopP)),
+		Seed:        openai.Int(int64(c.Seed)),
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
 )
 
 // bin holds the binaries built once for all tests.
@@ -227,34 +229,10 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-type refCase struct {
-	Prompt      string  `json:"prompt"`
-	Temperature float64 `json:"temperature"`
-	TopP        float64 `json:"top_p"`
-	Seed        uint64  `json:"seed"`
-	Steps       int     `json:"steps"`
-	PromptIDs   []int   `json:"prompt_ids"`
-	Stdout      string  `json:"stdout"`
-}
+// refCase is one reference generation of llama2.c's run.c.
+type refCase = reftest.Case
 
-func (c refCase) want() string {
-	if c.Prompt == "" {
-		return c.Stdout
-	}
-	return strings.TrimPrefix(c.Stdout, c.Prompt)
-}
-
-func loadReference(t *testing.T) []refCase {
-	data, err := os.ReadFile("../testdata/reference/stories260K_greedy.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Greedy, Sampled []refCase }
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return append(ref.Greedy, ref.Sampled...)
-}
+func loadReference(t *testing.T) []refCase { return reftest.All(t) }
 
 // stream is one streamed completion as the client saw it.
 type stream struct {
@@ -268,7 +246,7 @@ type stream struct {
 // not nil, is closed after the first chunk.
 func streamCompletion(ctx context.Context, url string, c refCase, first chan<- struct{}) stream {
 	body, _ := json.Marshal(map[string]any{
-		"model": "stories260K", "prompt": c.Prompt, "max_tokens": c.Steps - len(c.PromptIDs) + 1,
+		"model": "stories260K", "prompt": c.Prompt, "max_tokens": c.MaxTokens(),
 		"temperature": c.Temperature, "top_p": c.TopP, "seed": c.Seed, "stream": true,
 	})
 	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/completions", bytes.NewReader(body))
@@ -333,8 +311,8 @@ func TestPipelinesMatchReference(t *testing.T) {
 				if s.err != nil {
 					t.Fatal(s.err)
 				}
-				if s.text != rc.want() {
-					t.Errorf("prompt %q seed %d:\n got %q\nwant %q", rc.Prompt, rc.Seed, s.text, rc.want())
+				if s.text != rc.Text() {
+					t.Errorf("prompt %q seed %d:\n got %q\nwant %q", rc.Prompt, rc.Seed, s.text, rc.Text())
 				}
 			}
 		})
@@ -378,8 +356,8 @@ func TestKillWorkerMidGeneration(t *testing.T) {
 					t.Errorf("request %d: %v", i, r.err)
 					continue
 				}
-				if r.text != rc.want() {
-					t.Errorf("request %d (prompt %q): stream differs from the fault-free output\n got %q\nwant %q", i, rc.Prompt, r.text, rc.want())
+				if r.text != rc.Text() {
+					t.Errorf("request %d (prompt %q): stream differs from the fault-free output\n got %q\nwant %q", i, rc.Prompt, r.text, rc.Text())
 				}
 				// The longest silence a stream saw after the kill: the time to resume.
 				prev := killed
@@ -397,7 +375,7 @@ func TestKillWorkerMidGeneration(t *testing.T) {
 			c.startWorker(worker{id: "worker-5"})
 			c.waitPipelines(2)
 			s := streamCompletion(context.Background(), c.url, cases[0], nil)
-			if s.err != nil || s.text != cases[0].want() {
+			if s.err != nil || s.text != cases[0].Text() {
 				t.Errorf("after the repair: %v, %q", s.err, s.text)
 			}
 		})
@@ -418,8 +396,8 @@ func TestMutualTLS(t *testing.T) {
 	c := startClusterWith(t, tls, 1, worker{"worker-1", "0:3", "p0"}, worker{"worker-2", "3:5", "p0"})
 	for _, rc := range loadReference(t)[:3] {
 		s := streamCompletion(context.Background(), c.url, rc, nil)
-		if s.err != nil || s.text != rc.want() {
-			t.Errorf("prompt %q over TLS: %v\n got %q\nwant %q", rc.Prompt, s.err, s.text, rc.want())
+		if s.err != nil || s.text != rc.Text() {
+			t.Errorf("prompt %q over TLS: %v\n got %q\nwant %q", rc.Prompt, s.err, s.text, rc.Text())
 		}
 	}
 }

@@ -2,61 +2,39 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
+	"github.com/kvmesh/kvmesh/internal/testmodel"
 
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/kvindex"
 	"github.com/kvmesh/kvmesh/model"
-	"github.com/kvmesh/kvmesh/model/ckpt"
 	"github.com/kvmesh/kvmesh/model/sample"
 )
 
-const (
-	modelPath     = "../models/stories260K.bin"
-	referencePath = "../testdata/reference/stories260K_greedy.json"
-)
+// refCase is one reference generation of llama2.c's run.c.
+type refCase = reftest.Case
 
-type refCase struct {
-	Prompt       string  `json:"prompt"`
-	Temperature  float32 `json:"temperature"`
-	TopP         float32 `json:"top_p"`
-	Seed         uint64  `json:"seed"`
-	Steps        int     `json:"steps"`
-	PromptIDs    []int   `json:"prompt_ids"`
-	GeneratedIDs []int   `json:"generated_ids"`
-}
-
-// want is the tokens the engine must emit for the case and how the sample ends: run.c's
+// expect is the tokens the engine must emit for the case and how the sample ends: run.c's
 // generated ids without the BOS that ends a story.
-func (c refCase) want() ([]int, FinishReason) {
-	ids := c.GeneratedIDs
-	if n := len(ids); n > 0 && ids[n-1] == bos {
-		return ids[:n-1], FinishStop
+func expect(c refCase) ([]int, FinishReason) {
+	if c.EndsAtBOS() {
+		return c.Tokens(), FinishStop
 	}
-	return ids, FinishLength
+	return c.Tokens(), FinishLength
 }
 
-func (c refCase) request() Request {
+func requestOf(c refCase) Request {
 	return Request{
 		Prompt:    c.PromptIDs,
-		MaxTokens: c.Steps - len(c.PromptIDs) + 1,
+		MaxTokens: c.MaxTokens(),
 		Sampling:  sample.Params{Temperature: c.Temperature, TopP: c.TopP, Seed: c.Seed},
 	}
-}
-
-// continued is the case with its first k generated tokens moved into the prompt: a longer
-// prompt (spanning several blocks) whose continuation the reference still gives.
-func (c refCase) continued(k int) refCase {
-	c.PromptIDs = append(append([]int(nil), c.PromptIDs...), c.GeneratedIDs[:k]...)
-	c.GeneratedIDs = c.GeneratedIDs[k:]
-	return c
 }
 
 // longCases are the greedy cases with 48 generated tokens moved into the prompt.
@@ -64,44 +42,15 @@ func longCases(greedy []refCase) []refCase {
 	var out []refCase
 	for _, c := range greedy {
 		if len(c.GeneratedIDs) > 64 {
-			out = append(out, c.continued(48))
+			out = append(out, c.Continued(48))
 		}
 	}
 	return out
 }
 
-func loadReference(t testing.TB) (greedy, sampled []refCase) {
-	t.Helper()
-	data, err := os.ReadFile(referencePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Greedy, Sampled []refCase }
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return ref.Greedy, ref.Sampled
-}
+func loadReference(t testing.TB) (greedy, sampled []refCase) { return reftest.Load(t) }
 
-var (
-	modelOnce sync.Once
-	testModel *model.Model
-	modelErr  error
-)
-
-func loadModel(t testing.TB) *model.Model {
-	t.Helper()
-	modelOnce.Do(func() {
-		var ck *ckpt.Checkpoint
-		if ck, modelErr = ckpt.Open(modelPath); modelErr == nil {
-			testModel, modelErr = model.New(ck)
-		}
-	})
-	if modelErr != nil {
-		t.Fatal(modelErr)
-	}
-	return testModel
-}
+func loadModel(t testing.TB) *model.Model { return testmodel.Load(t) }
 
 func newEngine(t testing.TB, cfg Config) *Engine {
 	t.Helper()
@@ -170,7 +119,7 @@ func runAll(t *testing.T, e *Engine, reqs []Request) []result {
 
 func checkCase(t *testing.T, c refCase, got []int, finish FinishReason) {
 	t.Helper()
-	want, why := c.want()
+	want, why := expect(c)
 	if fmt.Sprint(got) != fmt.Sprint(want) || finish != why {
 		t.Errorf("prompt %q seed %d: got %d tokens (%s), want %d (%s)\n got %v\nwant %v",
 			c.Prompt, c.Seed, len(got), finish, len(want), why, got, want)
@@ -229,7 +178,7 @@ func TestOutputsMatchReference(t *testing.T) {
 			for range tt.rounds {
 				reqs := make([]Request, len(cases))
 				for i, c := range cases {
-					reqs[i] = c.request()
+					reqs[i] = requestOf(c)
 				}
 				for i, res := range runAll(t, e, reqs) {
 					checkCase(t, cases[i], res.tokens[0], res.finish[0])
@@ -248,12 +197,12 @@ func TestForkedSamples(t *testing.T) {
 	e := newEngine(t, Config{})
 	_, sampled := loadReference(t)
 	c := sampled[0]
-	req := c.request()
+	req := requestOf(c)
 	req.N = 3
 	res := runAll(t, e, []Request{req})[0]
 	checkCase(t, c, res.tokens[0], res.finish[0])
 	for i := 1; i < 3; i++ {
-		solo := c.request()
+		solo := requestOf(c)
 		solo.Sampling.Seed += uint64(i)
 		want := runAll(t, e, []Request{solo})[0]
 		if fmt.Sprint(res.tokens[i]) != fmt.Sprint(want.tokens[0]) {
@@ -266,7 +215,7 @@ func TestCancelFreesBlocks(t *testing.T) {
 	e := newEngine(t, Config{})
 	greedy, _ := loadReference(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	ch, err := e.Submit(ctx, greedy[0].request())
+	ch, err := e.Submit(ctx, requestOf(greedy[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +256,7 @@ func TestQueueFull(t *testing.T) {
 	var chans []<-chan Event
 	full := false
 	for range 20 {
-		ch, err := e.Submit(context.Background(), greedy[0].request())
+		ch, err := e.Submit(context.Background(), requestOf(greedy[0]))
 		if errors.Is(err, ErrQueueFull) {
 			full = true
 			break
@@ -336,7 +285,7 @@ func TestWarmRestart(t *testing.T) {
 	greedy = longCases(greedy)
 	reqs := make([]Request, len(greedy))
 	for i, c := range greedy {
-		reqs[i] = c.request()
+		reqs[i] = requestOf(c)
 	}
 	first, err := New(loadModel(t), cfg)
 	if err != nil {
@@ -367,7 +316,7 @@ func TestKVBudgetQuarterOfWorkingSet(t *testing.T) {
 	need := 0
 	for i := range reqs {
 		c := greedy[i%len(greedy)]
-		reqs[i] = c.request()
+		reqs[i] = requestOf(c)
 		need += (c.Steps + 15) / 16
 	}
 	running := 32
@@ -405,9 +354,9 @@ func TestResumedRequest(t *testing.T) {
 	e := newEngine(t, Config{})
 	greedy, sampled := loadReference(t)
 	for _, c := range []refCase{greedy[0], sampled[0], sampled[2]} {
-		want, why := c.want()
+		want, why := expect(c)
 		for _, k := range []int{1, 17, len(want) / 2, len(want) - 1} {
-			req := c.request()
+			req := requestOf(c)
 			req.Prompt = append(append([]int(nil), c.PromptIDs...), want[:k]...)
 			req.Resumed = k
 			res := runAll(t, e, []Request{req})[0]
@@ -416,7 +365,7 @@ func TestResumedRequest(t *testing.T) {
 			}
 		}
 	}
-	bad := greedy[0].request()
+	bad := requestOf(greedy[0])
 	bad.Resumed = bad.MaxTokens
 	if _, err := e.Submit(context.Background(), bad); !errors.Is(err, ErrInvalid) {
 		t.Errorf("resuming past max tokens: %v, want ErrInvalid", err)
@@ -430,14 +379,14 @@ func TestKeySeedGivesRouterKeys(t *testing.T) {
 	seed := kvindex.Seed("model", "tokenizer", 16)
 	e := newEngine(t, Config{KeySeed: seed, RecordEvents: true})
 	c := longCases(greedy)[0]
-	runAll(t, e, []Request{c.request()})
+	runAll(t, e, []Request{requestOf(c)})
 	stored := map[blocks.BlockHash]bool{}
 	for _, ev := range e.Events(nil) {
 		if ev.Kind == blocks.Stored {
 			stored[ev.Hash] = true
 		}
 	}
-	want, _ := c.want()
+	want, _ := expect(c)
 	tokens := append(append([]int(nil), c.PromptIDs...), want...)
 	keys := kvindex.Keys(seed, tokens[:len(tokens)-1], 16) // the last token is never run
 	if len(keys) == 0 {
@@ -462,7 +411,7 @@ func TestSwapInt8Agreement(t *testing.T) {
 	cases := longCases(greedy)
 	reqs := make([]Request, len(cases))
 	for i, c := range cases {
-		reqs[i] = c.request()
+		reqs[i] = requestOf(c)
 	}
 	run := func(int8 bool) ([]result, Stats) {
 		e := newEngine(t, Config{NumBlocks: 64, SwapPath: filepath.Join(t.TempDir(), "swap.db"), SwapInt8: int8, SwapHigh: 0.05, SwapLow: 0.01})

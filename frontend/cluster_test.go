@@ -8,42 +8,23 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
 
 	"github.com/kvmesh/kvmesh/cluster"
 	"github.com/kvmesh/kvmesh/node"
 )
 
-type refCase struct {
-	Prompt      string  `json:"prompt"`
-	Temperature float64 `json:"temperature"`
-	TopP        float64 `json:"top_p"`
-	Seed        uint64  `json:"seed"`
-	Steps       int     `json:"steps"`
-	PromptIDs   []int   `json:"prompt_ids"`
-	Stdout      string  `json:"stdout"`
-}
-
-func loadReference(t *testing.T) []refCase {
-	data, err := os.ReadFile("../testdata/reference/stories260K_greedy.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Greedy, Sampled []refCase }
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return append(ref.Greedy, ref.Sampled...)
-}
+// refCase is one reference generation of llama2.c's run.c.
+type refCase = reftest.Case
 
 // completion asks the router for a completion of c and returns its text.
 func completion(t *testing.T, url string, c refCase) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{
-		"model": "stories260K", "prompt": c.Prompt, "max_tokens": c.Steps - len(c.PromptIDs) + 1,
+		"model": "stories260K", "prompt": c.Prompt, "max_tokens": c.MaxTokens(),
 		"temperature": c.Temperature, "top_p": c.TopP, "seed": c.Seed,
 	})
 	resp, err := http.Post(url+"/v1/completions", "application/json", bytes.NewReader(body))
@@ -62,14 +43,6 @@ func completion(t *testing.T, url string, c refCase) string {
 		t.Fatal(err)
 	}
 	return out.Choices[0].Text
-}
-
-// expected is the completion text of a reference case: run.c's output after the prompt.
-func expected(c refCase) string {
-	if c.Prompt == "" {
-		return c.Stdout
-	}
-	return strings.TrimPrefix(c.Stdout, c.Prompt)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -110,8 +83,8 @@ func TestClusterInProcess(t *testing.T) {
 		defer n.Shutdown(ctx)
 	}
 	waitFor(t, "two pipelines serving", func() bool { return len(f.Leaders()) == 2 })
-	for _, c := range loadReference(t) {
-		if got, want := completion(t, f.URL(), c), expected(c); got != want {
+	for _, c := range reftest.All(t) {
+		if got, want := completion(t, f.URL(), c), c.Text(); got != want {
 			t.Errorf("prompt %q seed %d:\n got %q\nwant %q", c.Prompt, c.Seed, got, want)
 		}
 	}

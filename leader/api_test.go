@@ -39,7 +39,7 @@ func TestAPIOverClient(t *testing.T) {
 
 	greedy, _ := loadReference(t)
 	for i, rc := range greedy {
-		ids, finish := rc.want()
+		ids, finish := expect(rc)
 		var want strings.Builder
 		prev := rc.PromptIDs[len(rc.PromptIDs)-1]
 		for _, id := range ids {

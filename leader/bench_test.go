@@ -34,7 +34,7 @@ func BenchmarkGenerate(b *testing.B) {
 		for _, rq := range []struct {
 			name string
 			req  engine.Request
-		}{{"one", rc.request()}, {"n32", wide}} {
+		}{{"one", requestOf(rc)}, {"n32", wide}} {
 			b.Run(bc.name+"/"+rq.name, func(b *testing.B) {
 				tokens := 0
 				cpu0 := cpuTime(b)

@@ -137,14 +137,14 @@ func TestQuietStreamLives(t *testing.T) {
 	c := dial(t, n.addr, cfg)
 	release := n.occupy(t, false)
 	greedy, _ := loadReference(t)
-	events, err := c.Submit(context.Background(), greedy[0].request())
+	events, err := c.Submit(context.Background(), requestOf(greedy[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(cfg.DeadAfter + time.Second) // the request waits: nothing but heartbeats flow
 	release()
 	res := collect(events, 1)
-	want, finish := greedy[0].want()
+	want, finish := expect(greedy[0])
 	if res.err != nil || len(res.tokens[0]) != len(want) || res.finish[0] != finish {
 		t.Errorf("the quiet request ended with %v after %d tokens (%s)", res.err, len(res.tokens[0]), res.finish[0])
 	}
@@ -190,7 +190,7 @@ func TestGarbage(t *testing.T) {
 	}
 	c := dial(t, n.addr, ClientConfig{})
 	greedy, _ := loadReference(t)
-	if res := run(t, c, greedy[0].request()); res.err != nil {
+	if res := run(t, c, requestOf(greedy[0])); res.err != nil {
 		t.Fatalf("after the garbage: %v", res.err)
 	}
 	select {
@@ -292,14 +292,14 @@ func TestSlowReader(t *testing.T) {
 	c.maxBuffer = 4
 	_, sampled := loadReference(t)
 	rc := sampled[0]
-	events, err := c.Submit(context.Background(), rc.request())
+	events, err := c.Submit(context.Background(), requestOf(rc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the buffer to fill", func() bool { return len(events) == cap(events) })
 	time.Sleep(3 * 200 * time.Millisecond) // longer than DeadAfter, reading nothing
 	res := collect(events, 1)
-	want, finish := rc.want()
+	want, finish := expect(rc)
 	if res.err != nil || !slices.Equal(res.tokens[0], want) || res.finish[0] != finish {
 		t.Errorf("got %v %s (%v)\nwant %v %s", res.tokens[0], res.finish[0], res.err, want, finish)
 	}
@@ -326,7 +326,7 @@ func TestLeaderRestart(t *testing.T) {
 	})
 	t.Logf("reconnected %v after the restart", time.Since(start))
 	greedy, _ := loadReference(t)
-	if res := run(t, c, greedy[0].request()); res.err != nil {
+	if res := run(t, c, requestOf(greedy[0])); res.err != nil {
 		t.Fatal(res.err)
 	}
 }

@@ -22,8 +22,8 @@ func TestReference(t *testing.T) {
 		cases []refCase
 	}{{"greedy", greedy}, {"sampled", sampled}} {
 		for i, rc := range set.cases {
-			res := run(t, c, rc.request())
-			want, finish := rc.want()
+			res := run(t, c, requestOf(rc))
+			want, finish := expect(rc)
 			if res.err != nil {
 				t.Fatalf("%s %d: %v", set.name, i, res.err)
 			}
@@ -41,17 +41,17 @@ func TestSamples(t *testing.T) {
 	c := dial(t, n.addr, ClientConfig{})
 	_, sampled := loadReference(t)
 	rc := sampled[0]
-	req := rc.request()
+	req := requestOf(rc)
 	req.N = 2
 	res := run(t, c, req)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	want, finish := rc.want()
+	want, finish := expect(rc)
 	if !slices.Equal(res.tokens[0], want) || res.finish[0] != finish {
 		t.Errorf("sample 0: got %v %s, want %v %s", res.tokens[0], res.finish[0], want, finish)
 	}
-	one := rc.request()
+	one := requestOf(rc)
 	one.Sampling.Seed++
 	local := run(t, n.eng, one)
 	if !slices.Equal(res.tokens[1], local.tokens[0]) || res.finish[1] != local.finish[0] {
@@ -76,7 +76,7 @@ func TestConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, rc := range cases {
 		wg.Go(func() {
-			events, err := c.Submit(context.Background(), rc.request())
+			events, err := c.Submit(context.Background(), requestOf(rc))
 			if err != nil {
 				results[i].err = err
 				return
@@ -86,7 +86,7 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	for i, rc := range cases {
-		want, finish := rc.want()
+		want, finish := expect(rc)
 		if res := results[i]; res.err != nil || !slices.Equal(res.tokens[0], want) || res.finish[0] != finish {
 			t.Errorf("case %d (%q): got %v %s (%v)\nwant %v %s", i, rc.Prompt, res.tokens[0], res.finish[0], res.err, want, finish)
 		}

@@ -2,89 +2,48 @@ package leader
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kvmesh/kvmesh/internal/reftest"
+	"github.com/kvmesh/kvmesh/internal/testmodel"
+
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/model"
-	"github.com/kvmesh/kvmesh/model/ckpt"
 	"github.com/kvmesh/kvmesh/model/sample"
 )
 
 // Paths of the shipped model files, relative to this package.
 const (
-	modelPath     = "../models/stories260K.bin"
 	tokenizerPath = "../models/tok512.bin"
-	referencePath = "../testdata/reference/stories260K_greedy.json"
-	bos           = 1
+	bos           = reftest.BOS
 )
 
 // refCase is one reference generation of llama2.c's run.
-type refCase struct {
-	Prompt       string  `json:"prompt"`
-	Temperature  float32 `json:"temperature"`
-	TopP         float32 `json:"top_p"`
-	Seed         uint64  `json:"seed"`
-	Steps        int     `json:"steps"`
-	PromptIDs    []int   `json:"prompt_ids"`
-	GeneratedIDs []int   `json:"generated_ids"`
-}
+type refCase = reftest.Case
 
-// want is the tokens the engine must emit for the case and how the sample ends: run.c's
+// expect is the tokens the engine must emit for the case and how the sample ends: run.c's
 // generated ids without the BOS that ends a story.
-func (c refCase) want() ([]int, engine.FinishReason) {
-	ids := c.GeneratedIDs
-	if n := len(ids); n > 0 && ids[n-1] == bos {
-		return ids[:n-1], engine.FinishStop
+func expect(c refCase) ([]int, engine.FinishReason) {
+	if c.EndsAtBOS() {
+		return c.Tokens(), engine.FinishStop
 	}
-	return ids, engine.FinishLength
+	return c.Tokens(), engine.FinishLength
 }
 
-func (c refCase) request() engine.Request {
+func requestOf(c refCase) engine.Request {
 	return engine.Request{
 		Prompt:    c.PromptIDs,
-		MaxTokens: c.Steps - len(c.PromptIDs) + 1,
+		MaxTokens: c.MaxTokens(),
 		Sampling:  sample.Params{Temperature: c.Temperature, TopP: c.TopP, Seed: c.Seed},
 	}
 }
 
-func loadReference(t testing.TB) (greedy, sampled []refCase) {
-	t.Helper()
-	data, err := os.ReadFile(referencePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Greedy, Sampled []refCase }
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return ref.Greedy, ref.Sampled
-}
+func loadReference(t testing.TB) (greedy, sampled []refCase) { return reftest.Load(t) }
 
-var (
-	modelOnce sync.Once
-	testModel *model.Model
-	modelErr  error
-)
-
-func loadModel(t testing.TB) *model.Model {
-	t.Helper()
-	modelOnce.Do(func() {
-		var ck *ckpt.Checkpoint
-		if ck, modelErr = ckpt.Open(modelPath); modelErr == nil {
-			testModel, modelErr = model.New(ck)
-		}
-	})
-	if modelErr != nil {
-		t.Fatal(modelErr)
-	}
-	return testModel
-}
+func loadModel(t testing.TB) *model.Model { return testmodel.Load(t) }
 
 var quiet = slog.New(slog.DiscardHandler)
 

@@ -111,8 +111,8 @@ func TestTLS(t *testing.T) {
 
 	c := dial(t, n.addr, ClientConfig{TLS: TLS{CAFile: ca.CAFile, CertFile: cliCert, KeyFile: cliKey}})
 	greedy, _ := loadReference(t)
-	res := run(t, c, greedy[0].request())
-	if want, _ := greedy[0].want(); res.err != nil || len(res.tokens[0]) != len(want) {
+	res := run(t, c, requestOf(greedy[0]))
+	if want, _ := expect(greedy[0]); res.err != nil || len(res.tokens[0]) != len(want) {
 		t.Fatalf("over TLS: %v, %d tokens, want %d", res.err, len(res.tokens[0]), len(want))
 	}
 

@@ -1,54 +1,27 @@
 package model
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"testing"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
 
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/model/ckpt"
 	"github.com/kvmesh/kvmesh/model/sample"
 )
 
-const (
-	modelPath     = "../models/stories260K.bin"
-	referencePath = "../testdata/reference/stories260K_greedy.json"
-	bos           = 1
-)
+const bos = reftest.BOS
 
 // refCase is one generation of llama2.c's run.c.
-type refCase struct {
-	Prompt       string  `json:"prompt"`
-	Temperature  float32 `json:"temperature"`
-	TopP         float32 `json:"top_p"`
-	Seed         uint64  `json:"seed"`
-	Steps        int     `json:"steps"`
-	PromptIDs    []int   `json:"prompt_ids"`
-	GeneratedIDs []int   `json:"generated_ids"`
-	Stdout       string  `json:"stdout"`
-}
+type refCase = reftest.Case
 
-func loadReference(t testing.TB) (greedy, sampled []refCase) {
-	t.Helper()
-	data, err := os.ReadFile(referencePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct {
-		Greedy  []refCase `json:"greedy"`
-		Sampled []refCase `json:"sampled"`
-	}
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return ref.Greedy, ref.Sampled
-}
+func loadReference(t testing.TB) (greedy, sampled []refCase) { return reftest.Load(t) }
 
 func loadModel(t testing.TB) *Model {
 	t.Helper()
-	ck, err := ckpt.Open(modelPath)
+	ck, err := ckpt.Open(reftest.Model)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,13 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
 
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/engine"
@@ -18,41 +18,17 @@ import (
 	"github.com/kvmesh/kvmesh/model/sample"
 )
 
-type refCase struct {
-	Prompt       string  `json:"prompt"`
-	Temperature  float32 `json:"temperature"`
-	TopP         float32 `json:"top_p"`
-	Seed         uint64  `json:"seed"`
-	Steps        int     `json:"steps"`
-	PromptIDs    []int   `json:"prompt_ids"`
-	GeneratedIDs []int   `json:"generated_ids"`
-}
+// refCase is one reference generation of llama2.c's run.c.
+type refCase = reftest.Case
 
-func (c refCase) request() engine.Request {
+func requestOf(c refCase) engine.Request {
 	return engine.Request{
-		Prompt: c.PromptIDs, MaxTokens: c.Steps - len(c.PromptIDs) + 1,
+		Prompt: c.PromptIDs, MaxTokens: c.MaxTokens(),
 		Sampling: sample.Params{Temperature: c.Temperature, TopP: c.TopP, Seed: c.Seed},
 	}
 }
 
-func (c refCase) want() []int {
-	if n := len(c.GeneratedIDs); c.GeneratedIDs[n-1] == 1 {
-		return c.GeneratedIDs[:n-1]
-	}
-	return c.GeneratedIDs
-}
-
-func loadReference(t *testing.T) []refCase {
-	data, err := os.ReadFile("../testdata/reference/stories260K_greedy.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Greedy, Sampled []refCase }
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return append(ref.Greedy, ref.Sampled...)
-}
+func loadReference(t *testing.T) []refCase { return reftest.All(t) }
 
 var seed = kvindex.Seed("stories260K", "tok512", 16)
 
@@ -66,7 +42,7 @@ func newEnginesTB(tb testing.TB, n int) []*engine.Engine {
 
 func newEnginesCfg(t testing.TB, n int, cfg engine.Config) []*engine.Engine {
 	t.Helper()
-	ck, err := ckpt.Open("../models/stories260K.bin")
+	ck, err := ckpt.Open(reftest.Model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,15 +94,15 @@ func TestRoutesAndMatchesReference(t *testing.T) {
 		r.SetLeader(fmt.Sprintf("leader-%d", i), e, 100)
 	}
 	for _, c := range loadReference(t) {
-		req := c.request()
+		req := requestOf(c)
 		req.N = 2
 		ch, err := r.Submit(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := collect(t, ch, 2)
-		if fmt.Sprint(got[0]) != fmt.Sprint(c.want()) {
-			t.Errorf("prompt %q: got %v\nwant %v", c.Prompt, got[0], c.want())
+		if fmt.Sprint(got[0]) != fmt.Sprint(c.Tokens()) {
+			t.Errorf("prompt %q: got %v\nwant %v", c.Prompt, got[0], c.Tokens())
 		}
 	}
 }
@@ -175,15 +151,15 @@ func TestFailoverResumesExactly(t *testing.T) {
 			chans := make([]<-chan engine.Event, len(cases))
 			for i, c := range cases {
 				var err error
-				if chans[i], err = r.Submit(context.Background(), c.request()); err != nil {
+				if chans[i], err = r.Submit(context.Background(), requestOf(c)); err != nil {
 					t.Fatal(err)
 				}
 			}
 			r.SetLeader("b", es[1], 100)
 			for i, ch := range chans {
 				got := collect(t, ch, 1)[0]
-				if fmt.Sprint(got) != fmt.Sprint(cases[i].want()) {
-					t.Errorf("prompt %q seed %d:\n got %v\nwant %v", cases[i].Prompt, cases[i].Seed, got, cases[i].want())
+				if fmt.Sprint(got) != fmt.Sprint(cases[i].Tokens()) {
+					t.Errorf("prompt %q seed %d:\n got %v\nwant %v", cases[i].Prompt, cases[i].Seed, got, cases[i].Tokens())
 				}
 			}
 		})

@@ -2,16 +2,16 @@ package shard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
 
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/engine"
@@ -19,33 +19,17 @@ import (
 	"github.com/kvmesh/kvmesh/model/sample"
 )
 
-// referenceCases is every greedy and sampled case of the shipped reference.
-func referenceCases(t testing.TB) []refCase {
-	t.Helper()
-	data, err := os.ReadFile("../testdata/reference/stories260K_greedy.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Greedy, Sampled []refCase }
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return append(append([]refCase(nil), ref.Greedy...), ref.Sampled...)
-}
+// refCase is one reference generation of llama2.c's run.c.
+type refCase = reftest.Case
 
-func (c refCase) request() engine.Request {
+// referenceCases is every greedy and sampled case of the shipped reference.
+func referenceCases(t testing.TB) []refCase { return reftest.All(t) }
+
+func requestOf(c refCase) engine.Request {
 	return engine.Request{
-		Prompt: c.PromptIDs, MaxTokens: c.Steps - len(c.PromptIDs) + 1,
+		Prompt: c.PromptIDs, MaxTokens: c.MaxTokens(),
 		Sampling: sample.Params{Temperature: c.Temperature, TopP: c.TopP, Seed: c.Seed},
 	}
-}
-
-// want is run.c's generated ids without the BOS that ends a story.
-func (c refCase) want() []int {
-	if n := len(c.GeneratedIDs); n > 0 && c.GeneratedIDs[n-1] == 1 {
-		return c.GeneratedIDs[:n-1]
-	}
-	return c.GeneratedIDs
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -119,7 +103,7 @@ func submitAll(t *testing.T, e *engine.Engine, cases []refCase) {
 	t.Helper()
 	chans := make([]<-chan engine.Event, len(cases))
 	for i, c := range cases {
-		req := c.request()
+		req := requestOf(c)
 		if i == 0 {
 			req.N = 2
 		}
@@ -139,8 +123,8 @@ func submitAll(t *testing.T, e *engine.Engine, cases []refCase) {
 			}
 		}
 		for j, g := range got {
-			if (j == 0 || i == 0) && fmt.Sprint(g) != fmt.Sprint(cases[i].want()) {
-				t.Errorf("case %q sample %d:\n got %v\nwant %v", cases[i].Prompt, j, g, cases[i].want())
+			if (j == 0 || i == 0) && fmt.Sprint(g) != fmt.Sprint(cases[i].Tokens()) {
+				t.Errorf("case %q sample %d:\n got %v\nwant %v", cases[i].Prompt, j, g, cases[i].Tokens())
 			}
 		}
 	}
@@ -211,7 +195,7 @@ func failRunning(t *testing.T, e *engine.Engine, hook *hookStep, c refCase, faul
 		mu.Unlock()
 		go fault() // the step goes out while the fault happens
 	}
-	ch, err := e.Submit(context.Background(), c.request())
+	ch, err := e.Submit(context.Background(), requestOf(c))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,34 +3,14 @@ package serving
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
+	"github.com/kvmesh/kvmesh/internal/testmodel"
+
 	"github.com/kvmesh/kvmesh/model"
-	"github.com/kvmesh/kvmesh/model/ckpt"
 )
 
-const modelPath = "../../models/stories260K.bin"
-
-var (
-	modelOnce sync.Once
-	testModel *model.Model
-	modelErr  error
-)
-
-func loadModel(t testing.TB) *model.Model {
-	t.Helper()
-	modelOnce.Do(func() {
-		var ck *ckpt.Checkpoint
-		if ck, modelErr = ckpt.Open(modelPath); modelErr == nil {
-			testModel, modelErr = model.New(ck)
-		}
-	})
-	if modelErr != nil {
-		t.Fatal(modelErr)
-	}
-	return testModel
-}
+func loadModel(t testing.TB) *model.Model { return testmodel.Load(t) }
 
 // smallMix is a workload that runs in about a second on stories260K.
 func smallMix() Mix {

@@ -3,34 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
 )
 
-type refOutput struct {
-	Prompt      string  `json:"prompt"`
-	Temperature float64 `json:"temperature"`
-	TopP        float64 `json:"top_p"`
-	Seed        uint64  `json:"seed"`
-	Steps       int     `json:"steps"`
-	Stdout      string  `json:"stdout"`
-}
-
-func loadRefOutputs(t *testing.T) []refOutput {
-	t.Helper()
-	data, err := os.ReadFile("../../testdata/reference/stories260K_greedy.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Greedy, Sampled []refOutput }
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatal(err)
-	}
-	return append(ref.Greedy, ref.Sampled...)
-}
+func loadRefOutputs(t *testing.T) []reftest.Case { return reftest.All(t) }
 
 // TestGenerateMatchesRunC checks that kvmesh generate prints exactly what llama2.c's run
 // printed for every reference case, with and without the KV cache and across storage

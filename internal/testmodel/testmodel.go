@@ -1,0 +1,34 @@
+// Package testmodel opens the shipped stories260K model once per test binary, for the
+// tests of the packages that run it (the model package's own tests open it themselves:
+// this package imports model).
+package testmodel
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/kvmesh/kvmesh/internal/reftest"
+	"github.com/kvmesh/kvmesh/model"
+	"github.com/kvmesh/kvmesh/model/ckpt"
+)
+
+var (
+	once sync.Once // guards m and err
+	m    *model.Model
+	err  error
+)
+
+// Load returns the shipped model, opened on first use and kept open for the test binary.
+func Load(t testing.TB) *model.Model {
+	t.Helper()
+	once.Do(func() {
+		var ck *ckpt.Checkpoint
+		if ck, err = ckpt.Open(reftest.Model); err == nil {
+			m, err = model.New(ck)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
