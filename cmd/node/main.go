@@ -19,10 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kvmesh/kvmesh/cluster"
+	"github.com/kvmesh/kvmesh/internal/nodeflags"
+
 	"github.com/kvmesh/kvmesh/engine"
-	"github.com/kvmesh/kvmesh/kvindex"
-	"github.com/kvmesh/kvmesh/leader"
 	"github.com/kvmesh/kvmesh/node"
 )
 
@@ -39,25 +38,17 @@ func run() error {
 	layers := flag.String("layers", "", "layer range first:last (empty: placement chooses)")
 	pipeline := flag.String("pipeline", "p0", "pipeline of an explicit layer range")
 	grpcAddr := flag.String("grpc", "127.0.0.1:0", "gRPC listen address")
-	gossip := flag.String("gossip", "127.0.0.1:0", "membership bind address host:port")
-	seeds := flag.String("seeds", "", "comma-separated membership seeds (host:port or DNS names)")
-	key := flag.String("gossip-key", os.Getenv("KVMESH_GOSSIP_KEY"), "gossip encryption key (16, 24 or 32 bytes; env KVMESH_GOSSIP_KEY)")
 	natsURL := flag.String("nats", "", "NATS URL for KV cache events (a leader publishes there)")
-	natsUser := flag.String("nats-user", os.Getenv("KVMESH_NATS_USER"), "NATS user (env KVMESH_NATS_USER)")
-	natsPass := flag.String("nats-password", os.Getenv("KVMESH_NATS_PASSWORD"), "NATS password (env KVMESH_NATS_PASSWORD)")
 	kvMiB := flag.Int64("kv-memory", 64, "KV cache memory in MiB")
 	blockSize := flag.Int("block-size", 16, "tokens per KV block")
 	batch := flag.Int("max-batch-tokens", 256, "token budget of one step")
-	lan := flag.Bool("lan", false, "LAN failure-detection timings (default: local, fast)")
-	tlsCert := flag.String("tls-cert", "", "gRPC TLS certificate `file` (scripts/certs.sh makes test ones)")
-	tlsKey := flag.String("tls-key", "", "gRPC TLS private key `file`")
-	tlsCA := flag.String("tls-ca", "", "CA `file` that verifies peers (mutual TLS)")
+	shared := nodeflags.Register(flag.CommandLine, "127.0.0.1:0")
 	flag.Parse()
 	if *id == "" {
 		return fmt.Errorf("--id is required")
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
-	gc, err := cluster.ConfigFor(*gossip, *seeds, *key, *lan)
+	gc, err := shared.Gossip()
 	if err != nil {
 		return err
 	}
@@ -65,8 +56,8 @@ func run() error {
 	defer stop()
 	n, err := node.Start(ctx, node.Config{
 		ID: *id, Model: *modelPath, Range: *layers, Pipeline: *pipeline, GRPCAddr: *grpcAddr,
-		Gossip: gc, NATSURL: *natsURL, NATS: kvindex.ClientConfig{User: *natsUser, Password: *natsPass}, Logger: logger,
-		TLS:    leader.TLS{CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA},
+		Gossip: gc, NATSURL: *natsURL, NATS: shared.NATS(), Logger: logger,
+		TLS:    shared.TLS(),
 		Engine: engine.Config{KVMemory: *kvMiB << 20, BlockSize: *blockSize, MaxBatchTokens: *batch},
 	})
 	if err != nil {

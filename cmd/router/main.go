@@ -17,10 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kvmesh/kvmesh/cluster"
+	"github.com/kvmesh/kvmesh/internal/nodeflags"
+
 	"github.com/kvmesh/kvmesh/frontend"
-	"github.com/kvmesh/kvmesh/kvindex"
-	"github.com/kvmesh/kvmesh/leader"
 )
 
 func main() {
@@ -36,22 +35,14 @@ func run() error {
 	tokPath := flag.String("tokenizer", "models/tok512.bin", "tokenizer `file`")
 	name := flag.String("model-name", "", "served model id (default: the checkpoint's file name)")
 	httpAddr := flag.String("http", "127.0.0.1:8080", "HTTP listen address")
-	gossip := flag.String("gossip", "127.0.0.1:7946", "membership bind address host:port")
-	seeds := flag.String("seeds", "", "comma-separated membership seeds")
-	key := flag.String("gossip-key", os.Getenv("KVMESH_GOSSIP_KEY"), "gossip encryption key (env KVMESH_GOSSIP_KEY)")
 	natsURL := flag.String("nats-url", "", "external NATS server (default: embed one)")
 	natsListen := flag.String("nats-listen", "127.0.0.1:4222", "embedded NATS listen address")
-	natsUser := flag.String("nats-user", os.Getenv("KVMESH_NATS_USER"), "NATS user (env KVMESH_NATS_USER)")
-	natsPass := flag.String("nats-password", os.Getenv("KVMESH_NATS_PASSWORD"), "NATS password (env KVMESH_NATS_PASSWORD)")
 	roundRobin := flag.Bool("round-robin", false, "route round robin instead of by cached prefix")
-	lan := flag.Bool("lan", false, "LAN failure-detection timings (default: local, fast)")
-	tlsCert := flag.String("tls-cert", "", "gRPC TLS certificate `file` (scripts/certs.sh makes test ones)")
-	tlsKey := flag.String("tls-key", "", "gRPC TLS private key `file`")
-	tlsCA := flag.String("tls-ca", "", "CA `file` that verifies peers (mutual TLS)")
+	shared := nodeflags.Register(flag.CommandLine, "127.0.0.1:7946")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
 
-	gc, err := cluster.ConfigFor(*gossip, *seeds, *key, *lan)
+	gc, err := shared.Gossip()
 	if err != nil {
 		return err
 	}
@@ -60,8 +51,8 @@ func run() error {
 	f, err := frontend.Start(ctx, frontend.Config{
 		ID: *id, Model: *modelPath, Tokenizer: *tokPath, ModelName: *name, HTTPAddr: *httpAddr,
 		Gossip: gc, NATSURL: *natsURL, NATSListen: *natsListen, RoundRobin: *roundRobin, Logger: logger,
-		TLS:  leader.TLS{CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA},
-		NATS: kvindex.ClientConfig{User: *natsUser, Password: *natsPass},
+		TLS:  shared.TLS(),
+		NATS: shared.NATS(),
 	})
 	if err != nil {
 		return err
