@@ -27,6 +27,7 @@ type tier struct {
 	buf  []byte    // one block's payload
 	f32  []float32 // one block's values, for int8 encoding
 	ents []swap.Entry
+	cold []int // free cached blocks, coldest first, reused by offload
 
 	// Counters for metrics.
 	bytesOut, bytesIn int64
@@ -209,7 +210,13 @@ func (t *tier) loadPrefix(r *request, h blocks.BlockHash, b int) bool {
 // until usage is under the low watermark.
 func (t *tier) offload(sc *scheduler, high, low float64) {
 	n := float64(sc.cache.NumBlocks())
-	cold := sc.cache.FreeCached(nil)
+	// Cached blocks bound the free cached ones: below the watermark even counting all of
+	// them, there is no need to walk the free list.
+	if float64(sc.resident(sc.cache.NumCached())) <= high*n {
+		return
+	}
+	t.cold = sc.cache.FreeCached(t.cold[:0])
+	cold := t.cold
 	if float64(sc.resident(len(cold))) <= high*n {
 		return
 	}

@@ -21,7 +21,7 @@ type downstream struct {
 	log      *slog.Logger
 	geometry shard.PipelineConfig // everything but Stages, set once the engine exists
 
-	mu     sync.Mutex // protects client and addrs
+	mu     sync.Mutex // protects client and addrs; never held while dialing
 	client *shard.StageClient
 	addrs  []string
 }
@@ -29,10 +29,10 @@ type downstream struct {
 var _ engine.Downstream = (*downstream)(nil)
 
 // sync points the downstream at the chain of addrs (nil: incomplete) and reports whether
-// a session through it is open.
+// a session through it is open. It dials outside the lock, so a Step in progress never
+// waits behind a dial. Only the node's loop calls sync.
 func (d *downstream) sync(addrs []string) bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if !slices.Equal(addrs, d.addrs) {
 		if d.client != nil {
 			d.client.Close()
@@ -40,20 +40,29 @@ func (d *downstream) sync(addrs []string) bool {
 		}
 		d.addrs = addrs
 	}
-	if d.client == nil && len(addrs) > 0 {
-		cfg := d.geometry
-		cfg.Stages = addrs
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c, err := shard.DialPipeline(ctx, cfg)
-		cancel()
-		if err != nil {
-			d.log.Warn("pipeline not ready", "stages", addrs, "err", err)
-			return false
-		}
-		d.client = c
-		d.log.Info("pipeline connected", "stages", addrs)
+	connected := d.client != nil
+	d.mu.Unlock()
+	if connected || len(addrs) == 0 {
+		return connected
 	}
-	return d.client != nil
+	cfg := d.geometry
+	cfg.Stages = addrs
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	c, err := shard.DialPipeline(ctx, cfg)
+	cancel()
+	if err != nil {
+		d.log.Warn("pipeline not ready", "stages", addrs, "err", err)
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.client != nil || !slices.Equal(addrs, d.addrs) { // closed or re-pointed meanwhile
+		c.Close()
+		return d.client != nil
+	}
+	d.client = c
+	d.log.Info("pipeline connected", "stages", addrs)
+	return true
 }
 
 func (d *downstream) Step(ctx context.Context, st *engine.StageStep) ([]int, error) {
