@@ -208,9 +208,6 @@ func (e *Engine) Stats() Stats {
 	return e.stats
 }
 
-// Model returns the served model.
-func (e *Engine) Model() *model.Model { return e.model }
-
 // Ready reports whether the engine takes requests.
 func (e *Engine) Ready() bool {
 	e.mu.Lock()

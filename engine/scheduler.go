@@ -41,10 +41,9 @@ type scheduler struct {
 	count []int
 
 	// Counters, read by the engine's metrics.
-	preemptions    int64
-	prefixQueried  int64 // prompt tokens looked up in the prefix cache
-	prefixHit      int64 // of which found cached (memory or disk)
-	prefixDiskHits int64 // blocks that came back from disk for a prefix hit
+	preemptions   int64
+	prefixQueried int64 // prompt tokens looked up in the prefix cache
+	prefixHit     int64 // of which found cached (memory or disk)
 }
 
 // before reports whether a is admitted before b under the policy.
@@ -179,7 +178,6 @@ func (sc *scheduler) admit(s *seq, budget int) (n int, ok bool) {
 				break
 			}
 			sc.cache.SetHash(s.table, hits, h)
-			sc.prefixDiskHits++
 			hits++
 		}
 		if s.index == 0 && s.generated() == s.r.req.Resumed {

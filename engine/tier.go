@@ -29,9 +29,7 @@ type tier struct {
 	ents []swap.Entry
 	cold []int // free cached blocks, coldest first, reused by offload
 
-	// Counters for metrics.
-	bytesOut, bytesIn int64
-	failures          int64 // writes refused (full, failing) and reads that fell back to recompute
+	bytesOut, bytesIn int64 // payload bytes moved, for Stats
 }
 
 const int8Group = 32
@@ -126,7 +124,6 @@ func (t *tier) saveSeq(s *seq) bool {
 		})
 	}
 	if err := t.store.PutBatch(context.Background(), t.ents); err != nil {
-		t.failures++
 		t.log.Warn("disk tier refused a swap-out; the sequence will recompute", "seq", s.id, "err", err)
 		return false
 	}
@@ -144,7 +141,6 @@ func (t *tier) loadSeq(s *seq) bool {
 		t.ents = append(t.ents, swap.Entry{Key: privateKey(s.id, i)})
 	}
 	if err := t.store.GetBatch(context.Background(), t.ents); err != nil {
-		t.failures++
 		t.log.Warn("disk tier read failed; the sequence recomputes", "seq", s.id, "err", err)
 		return false
 	}
@@ -153,7 +149,6 @@ func (t *tier) loadSeq(s *seq) bool {
 			e.Err = t.decode(s.table.Blocks[i], e.Payload, e.Meta.Encoding)
 		}
 		if e.Err != nil {
-			t.failures++
 			t.log.Warn("swapped block lost; the sequence recomputes", "seq", s.id, "block", i, "err", e.Err)
 			return false
 		}
@@ -190,14 +185,12 @@ func (t *tier) loadPrefix(r *request, h blocks.BlockHash, b int) bool {
 			if errors.Is(err, swap.ErrNotFound) || errors.Is(err, swap.ErrCorrupt) {
 				delete(t.onDisk, h)
 			}
-			t.failures++
 			return false
 		}
 		payload, enc = data, m.Encoding
 	}
 	if err := t.decode(b, payload, enc); err != nil {
 		delete(t.onDisk, h)
-		t.failures++
 		return false
 	}
 	t.bytesIn += int64(len(payload))
@@ -236,7 +229,6 @@ func (t *tier) offload(sc *scheduler, high, low float64) {
 	if len(t.ents) > 0 {
 		if err := t.store.PutBatch(context.Background(), t.ents); err != nil {
 			// The tier is full or failing: the blocks stay in memory and are evicted as usual.
-			t.failures++
 			t.log.Warn("disk tier refused cold blocks; they stay in memory", "blocks", len(t.ents), "err", err)
 			return
 		}

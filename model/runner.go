@@ -141,9 +141,6 @@ func (r *Runner) Forward(batch []Seq, cache *blocks.Cache) ([]float32, error) {
 	return r.Stage(batch, cache, nil)
 }
 
-// Layers is the Runner's layer range [first, last).
-func (r *Runner) Layers() (first, last int) { return r.first, r.last }
-
 // Stage runs the Runner's layers over batch, writing the new tokens' K and V of those
 // layers into cache (whose Shape.Layers is last-first; cache layer i is model layer
 // first+i). The first stage embeds the tokens and takes in == nil; a later stage takes in,
