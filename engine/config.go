@@ -112,6 +112,10 @@ type Config struct {
 	// LeaderLayers is how many layers (0..LeaderLayers-1) the leader runs itself when
 	// Downstream is set. Required then.
 	LeaderLayers int
+	// MicroBatches is how many steps a pipeline leader keeps in flight down the pipeline,
+	// each over its own share of the running sequences, so that no stage idles while
+	// another computes. Default 2 with Downstream; always 1 without.
+	MicroBatches int
 
 	// verify checks every invariant after every step and panics on a violation (tests).
 	verify bool
@@ -152,6 +156,12 @@ func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.MicroBatches == 0 && c.Downstream != nil {
+		c.MicroBatches = 2
+	}
+	if c.Downstream == nil {
+		c.MicroBatches = 1
+	}
 }
 
 // validate fills defaults and rejects what the engine cannot run.
@@ -172,6 +182,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("engine config: a pipeline leader has no disk tier")
 	case c.Downstream != nil && c.LeaderLayers < 1:
 		return fmt.Errorf("engine config: a pipeline leader needs LeaderLayers")
+	case c.MicroBatches < 1:
+		return fmt.Errorf("engine config: %d micro-batches", c.MicroBatches)
 	case c.Policy > Priority:
 		return fmt.Errorf("engine config: unknown policy %d", c.Policy)
 	}

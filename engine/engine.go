@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -50,9 +51,10 @@ type Engine struct {
 	batch   []model.Seq
 	row     []float32 // (vocab) logits copy for forked samples
 	samples []*seq
-	specs   []SampleSpec // this step's samples, in plan order
-	sampled []int        // the token drawn for each spec
-	stage   StageStep    // the step as the later stages see it (pipeline leaders)
+	sampled []int     // the token drawn for each spec of a local step
+	stage   StageStep // the step as the later stages see it (pipeline leaders)
+	flights []*flight // steps down the pipeline, oldest first (at most MicroBatches)
+	spare   []*flight // flights to reuse
 }
 
 // Stats is a snapshot of the engine, published after every step.
@@ -265,7 +267,7 @@ func (e *Engine) loop() {
 	for {
 		stop, abort := e.intake()
 		e.reap(abort)
-		if e.sc.idle() {
+		if e.sc.idle() && len(e.flights) == 0 {
 			e.publish()
 			if stop {
 				return
@@ -273,27 +275,27 @@ func (e *Engine) loop() {
 			<-e.wake
 			continue
 		}
-		e.sc.schedule()
-		if len(e.sc.plan) == 0 {
+		launched := false
+		if len(e.flights) < e.cfg.MicroBatches {
+			e.sc.schedule(e.flightSeqs())
+			if len(e.sc.plan) > 0 {
+				launched = true
+				if err := e.launch(); err != nil {
+					e.stepFailed(err, e.sc.plan)
+				}
+			}
+		}
+		switch {
+		case len(e.flights) > 0 && (!launched || len(e.flights) == e.cfg.MicroBatches):
+			// Every micro-batch is out, or nothing else can run: take the oldest back.
+			if err := e.recvPipeline(); err != nil {
+				e.stepFailed(err, nil)
+			}
+		case !launched:
 			// Waiting requests need blocks that live ones hold; wait for them to finish.
 			e.publish()
 			<-e.wake
 			continue
-		}
-		if err := e.step(); err != nil {
-			e.cfg.Logger.Error("step failed", "err", err)
-			if errors.Is(err, ErrPipeline) {
-				// The later stages' K/V of every sequence is in doubt: end them all and
-				// forget the prefix cache, whose blocks the stages may no longer hold.
-				for _, r := range slices.Clone(e.active) {
-					e.fail(r, err)
-				}
-				e.forgetPrefixes()
-			} else {
-				for _, s := range slices.Clone(e.sc.plan) {
-					e.fail(s.r, err)
-				}
-			}
 		}
 		if e.tier != nil {
 			e.tier.offload(e.sc, e.cfg.SwapHigh, e.cfg.SwapLow)
@@ -304,6 +306,34 @@ func (e *Engine) loop() {
 			}
 		}
 		e.publish()
+	}
+}
+
+// flightSeqs is how many sequences the next step may run: all of them without a
+// pipeline, otherwise an even share of the live ones for each micro-batch.
+func (e *Engine) flightSeqs() int {
+	if e.cfg.MicroBatches == 1 {
+		return math.MaxInt
+	}
+	live := len(e.sc.running) + len(e.sc.waiting) + len(e.sc.swapped)
+	return max(1, (live+e.cfg.MicroBatches-1)/e.cfg.MicroBatches)
+}
+
+// stepFailed ends the requests a failed step leaves in doubt: with a pipeline failure,
+// every request (the later stages' K/V of every sequence is in doubt) and the prefix
+// cache, whose blocks the stages may no longer hold; otherwise the requests of plan.
+func (e *Engine) stepFailed(err error, plan []*seq) {
+	e.cfg.Logger.Error("step failed", "err", err)
+	if errors.Is(err, ErrPipeline) {
+		e.abandon()
+		for _, r := range slices.Clone(e.active) {
+			e.fail(r, err)
+		}
+		e.forgetPrefixes()
+		return
+	}
+	for _, s := range slices.Clone(plan) {
+		e.fail(s.r, err)
 	}
 }
 

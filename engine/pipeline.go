@@ -14,12 +14,14 @@ import (
 var ErrPipeline = errors.New("engine: pipeline stage failed")
 
 // Downstream runs the layers after the leader's own: the rest of a pipeline, through to
-// the last stage, which samples. Step is called by the engine's loop only, one step at a
-// time.
+// the last stage, which samples. Steps run in the order they are sent; several may be in
+// flight. The engine's loop is the only caller.
 type Downstream interface {
-	// Step sends one step down the pipeline and returns the sampled token of every entry
-	// of s.Samples, in order.
-	Step(ctx context.Context, s *StageStep) ([]int, error)
+	// Send starts s down the pipeline. The engine may reuse s once Send returns.
+	Send(ctx context.Context, s *StageStep) error
+	// Recv waits for the oldest step sent and not yet received, and returns the sampled
+	// token of every entry of its Samples, in order.
+	Recv(ctx context.Context) ([]int, error)
 }
 
 // StageStep is one step as the later stages of a pipeline see it. The leader's scheduler
@@ -48,27 +50,36 @@ type SampleSpec struct {
 	Draw   int
 }
 
-// runPipeline runs the leader's layers, then the rest of the pipeline, which samples.
-func (e *Engine) runPipeline() error {
+// sendPipeline runs the leader's layers over f's batch and sends the step on.
+func (e *Engine) sendPipeline(f *flight) error {
 	hidden, err := e.runner.Stage(e.batch, e.cache, nil)
 	if err != nil {
 		return fmt.Errorf("engine: forward: %w", err)
 	}
 	st := &e.stage
 	st.Seqs = st.Seqs[:0]
-	for i, s := range e.sc.plan {
-		st.Seqs = append(st.Seqs, StageSeq{Blocks: s.table.Blocks, Len: s.table.Len, New: e.sc.count[i]})
+	for i, s := range f.plan {
+		st.Seqs = append(st.Seqs, StageSeq{Blocks: s.table.Blocks, Len: s.table.Len, New: f.count[i]})
 	}
 	st.Copies = e.cache.TakeCopies(st.Copies[:0])
-	st.Hidden, st.Samples = hidden, e.specs
-	tokens, err := e.cfg.Downstream.Step(context.Background(), st)
-	if err == nil && len(tokens) != len(e.specs) {
-		err = fmt.Errorf("%d tokens for %d samples", len(tokens), len(e.specs))
+	st.Hidden, st.Samples = hidden, f.specs
+	if err := e.cfg.Downstream.Send(context.Background(), st); err != nil {
+		return fmt.Errorf("%w: %v", ErrPipeline, err)
+	}
+	return nil
+}
+
+// recvPipeline waits for the oldest flight's tokens and hands them out.
+func (e *Engine) recvPipeline() error {
+	f := e.flights[0]
+	tokens, err := e.cfg.Downstream.Recv(context.Background())
+	if err == nil && len(tokens) != len(f.specs) {
+		err = fmt.Errorf("%d tokens for %d samples", len(tokens), len(f.specs))
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrPipeline, err)
 	}
-	e.sampled = append(e.sampled[:0], tokens...)
+	e.land(f, tokens)
 	return nil
 }
 

@@ -76,27 +76,29 @@ func (sc *scheduler) enqueue(s *seq) {
 	sc.waiting = slices.Insert(sc.waiting, i, s)
 }
 
-// schedule plans the next step: every running sequence first (preempting from the back of
-// the running list when blocks run out), then swapped sequences, then waiting ones while
-// the token budget, the running limit and the free blocks allow. It allocates the planned
-// tokens' blocks; the plan is in sc.plan and sc.count.
-func (sc *scheduler) schedule() {
+// schedule plans the next step over at most maxSeqs sequences: every running sequence
+// that is not in flight first (preempting from the back of the running list, never a
+// sequence in flight, when blocks run out), then swapped sequences, then waiting ones
+// while the token budget, the running limit and the free blocks allow. It allocates the
+// planned tokens' blocks; the plan is in sc.plan and sc.count.
+func (sc *scheduler) schedule(maxSeqs int) {
 	sc.plan, sc.count = sc.plan[:0], sc.count[:0]
 	budget := sc.cfg.MaxBatchTokens
 	preempted := false
 
-	for i := 0; i < len(sc.running) && budget > 0; i++ {
+	for i := 0; i < len(sc.running) && budget > 0 && len(sc.plan) < maxSeqs; i++ {
 		s := sc.running[i]
 		n := min(s.remaining(), budget, sc.cfg.PrefillChunk)
-		if n <= 0 {
+		if n <= 0 || s.inflight {
 			continue
 		}
 		for !sc.cache.Append(s.table, n) {
 			preempted = true
-			victim := sc.running[len(sc.running)-1]
+			victim := sc.victim(i)
 			sc.preempt(victim)
 			if victim == s {
 				n = 0
+				i-- // the next sequence has moved into s's place
 				break
 			}
 		}
@@ -109,7 +111,7 @@ func (sc *scheduler) schedule() {
 		return // nothing new joins a step that had to preempt
 	}
 
-	for len(sc.swapped) > 0 && budget > 0 && len(sc.running) < sc.cfg.MaxRunning {
+	for len(sc.swapped) > 0 && budget > 0 && len(sc.running) < sc.cfg.MaxRunning && len(sc.plan) < maxSeqs {
 		s := sc.swapped[0]
 		if sc.cache.BlocksNeeded(s.table, s.swapLen+1) > sc.cache.NumFree() {
 			break
@@ -132,7 +134,7 @@ func (sc *scheduler) schedule() {
 		return // swapped sequences resume before new ones are admitted
 	}
 
-	for len(sc.waiting) > 0 && budget > 0 {
+	for len(sc.waiting) > 0 && budget > 0 && len(sc.plan) < maxSeqs {
 		s := sc.waiting[0]
 		if len(sc.running)+s.r.req.N-1 >= sc.cfg.MaxRunning && len(sc.running) > 0 {
 			break
@@ -147,6 +149,18 @@ func (sc *scheduler) schedule() {
 		sc.add(s, n)
 		budget -= n
 	}
+}
+
+// victim picks the sequence to preempt so that running[i] can grow: the last running
+// sequence that is neither in flight nor already planned (those are before i), which is
+// running[i] itself when every later one is in flight.
+func (sc *scheduler) victim(i int) *seq {
+	for j := len(sc.running) - 1; j > i; j-- {
+		if !sc.running[j].inflight {
+			return sc.running[j]
+		}
+	}
+	return sc.running[i]
 }
 
 func (sc *scheduler) add(s *seq, n int) {
@@ -225,10 +239,10 @@ func (sc *scheduler) hashFull(s *seq) {
 	}
 }
 
-// preempt takes the last running sequence off the running list, saving its blocks to disk
-// (Swap) or dropping them (Recompute).
+// preempt takes v off the running list, saving its blocks to disk (Swap) or dropping them
+// (Recompute). v is not in flight.
 func (sc *scheduler) preempt(v *seq) {
-	sc.running = sc.running[:len(sc.running)-1]
+	sc.running = slices.DeleteFunc(sc.running, func(x *seq) bool { return x == v })
 	sc.preemptions++
 	if sc.cfg.Preemption == Swap && sc.spill != nil && sc.spill.saveSeq(v) {
 		v.swapLen = v.table.Len

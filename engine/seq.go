@@ -47,8 +47,9 @@ type seq struct {
 	hashes   []blocks.BlockHash // chained hashes of tokens' full blocks that are hashed in the cache
 	state    state
 	params   sample.Params
-	swapKeys int // blocks saved on disk while swapped (keys from id and index)
-	swapLen  int // table.Len when swapped out
+	swapKeys int  // blocks saved on disk while swapped (keys from id and index)
+	swapLen  int  // table.Len when swapped out
+	inflight bool // a step that runs it is down the pipeline and has not come back
 	firstTok time.Time
 }
 

@@ -56,13 +56,28 @@ func (e *Engine) reap(abort bool) {
 	}
 }
 
-// step runs the planned batch and hands out the sampled tokens.
-func (e *Engine) step() error {
+// flight is one planned step from its launch until its tokens are handed out: its
+// sequences, how many tokens each ran, and the samples it draws.
+type flight struct {
+	plan  []*seq
+	count []int
+	specs []SampleSpec
+	start time.Time
+}
+
+// launch runs the planned batch: the whole model in this process, whose tokens it hands
+// out at once, or the leader's layers, after which the step travels down the pipeline and
+// comes back through land. Its sequences are in flight until then.
+func (e *Engine) launch() error {
 	sc := e.sc
+	f := e.newFlight()
+	f.plan = append(f.plan, sc.plan...)
+	f.count = append(f.count, sc.count...)
+	f.start = time.Now()
 	e.batch = e.batch[:0]
-	e.specs = e.specs[:0]
-	for i, s := range sc.plan {
-		n := sc.count[i]
+	for i, s := range f.plan {
+		s.inflight = true
+		n := f.count[i]
 		end := s.table.Len
 		e.batch = append(e.batch, model.Seq{Table: s.table, Tokens: s.tokens[end-n : end]})
 		if s.remaining() > 0 {
@@ -78,26 +93,57 @@ func (e *Engine) step() error {
 		for j := range samples {
 			p := s.params
 			p.Seed += uint64(j)
-			e.specs = append(e.specs, SampleSpec{Row: i, Params: p, Draw: draw})
+			f.specs = append(f.specs, SampleSpec{Row: i, Params: p, Draw: draw})
 		}
 	}
-	start := time.Now()
-	var err error
-	if e.cfg.Downstream == nil {
-		err = e.runLocal()
-	} else {
-		err = e.runPipeline()
-	}
-	if err != nil {
-		return err
-	}
-	e.met.stepSeconds.Observe(time.Since(start).Seconds())
 	e.met.batchTokens.Observe(float64(len(e.batch)))
+	if e.cfg.Downstream != nil {
+		if err := e.sendPipeline(f); err != nil {
+			e.drop(f)
+			return err
+		}
+		e.flights = append(e.flights, f)
+		return nil
+	}
+	logits, err := e.runner.Forward(e.batch, e.cache)
+	if err != nil {
+		e.drop(f)
+		return fmt.Errorf("engine: forward: %w", err)
+	}
+	e.sampled = sampleSpecs(e.sampled[:0], e.smp, logits, e.model.Config.Vocab, f.specs, e.row)
+	e.land(f, e.sampled)
+	return nil
+}
 
-	next := 0 // the next entry of e.specs and e.sampled
-	for i, s := range slices.Clone(sc.plan) {
-		sc.hashFull(s)
-		if next >= len(e.specs) || e.specs[next].Row != i {
+// newFlight takes a flight from the free list.
+func (e *Engine) newFlight() *flight {
+	if n := len(e.spare); n > 0 {
+		f := e.spare[n-1]
+		e.spare = e.spare[:n-1]
+		return f
+	}
+	return &flight{}
+}
+
+// land hands out the tokens of f, one per spec, and ends f. A sequence that ended while
+// f was in flight (cancelled, or failed with its request) is skipped.
+func (e *Engine) land(f *flight, tokens []int) {
+	sc := e.sc
+	e.met.stepSeconds.Observe(time.Since(f.start).Seconds())
+	next := 0 // the next entry of f.specs and tokens
+	for i, s := range f.plan {
+		s.inflight = false // before accept, which may remove s
+		gone := s.state == finished
+		if !gone {
+			sc.hashFull(s)
+		}
+		if next >= len(f.specs) || f.specs[next].Row != i {
+			continue
+		}
+		if gone {
+			for next < len(f.specs) && f.specs[next].Row == i {
+				next++
+			}
 			continue
 		}
 		e.samples = append(e.samples[:0], s)
@@ -105,21 +151,31 @@ func (e *Engine) step() error {
 			e.samples = append(e.samples, sc.fork(s)...)
 		}
 		for _, x := range e.samples {
-			e.accept(x, e.sampled[next])
+			e.accept(x, tokens[next])
 			next++
 		}
 	}
-	return nil
+	e.flights = slices.DeleteFunc(e.flights, func(x *flight) bool { return x == f })
+	e.drop(f)
 }
 
-// runLocal runs the whole model in this process and samples every spec.
-func (e *Engine) runLocal() error {
-	logits, err := e.runner.Forward(e.batch, e.cache)
-	if err != nil {
-		return fmt.Errorf("engine: forward: %w", err)
+// abandon ends every flight without handing out its tokens: the pipeline failed, and the
+// requests that ran in them fail with it.
+func (e *Engine) abandon() {
+	for _, f := range e.flights {
+		e.drop(f)
 	}
-	e.sampled = sampleSpecs(e.sampled[:0], e.smp, logits, e.model.Config.Vocab, e.specs, e.row)
-	return nil
+	e.flights = e.flights[:0]
+}
+
+// drop takes f's sequences out of flight and puts f back on the free list.
+func (e *Engine) drop(f *flight) {
+	for _, s := range f.plan {
+		s.inflight = false
+	}
+	clear(f.plan)
+	f.plan, f.count, f.specs = f.plan[:0], f.count[:0], f.specs[:0]
+	e.spare = append(e.spare, f)
 }
 
 // sampleSpecs draws one token per spec from its row of logits. Sampling rewrites a row, so

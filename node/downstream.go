@@ -24,6 +24,8 @@ type downstream struct {
 	mu     sync.Mutex // protects client and addrs; never held while dialing
 	client *shard.StageClient
 	addrs  []string
+
+	sent []*shard.StageClient // the client of each step in flight, oldest first (the engine's loop only)
 }
 
 var _ engine.Downstream = (*downstream)(nil)
@@ -65,14 +67,34 @@ func (d *downstream) sync(addrs []string) bool {
 	return true
 }
 
-func (d *downstream) Step(ctx context.Context, st *engine.StageStep) ([]int, error) {
+// Send sends st through the current session's client.
+func (d *downstream) Send(ctx context.Context, st *engine.StageStep) error {
 	d.mu.Lock()
 	c := d.client
 	d.mu.Unlock()
 	if c == nil {
+		return errNoPipeline
+	}
+	if err := c.Send(ctx, st); err != nil {
+		return err
+	}
+	d.sent = append(d.sent, c)
+	return nil
+}
+
+// Recv receives the oldest step's tokens from the client it went through, which fails if
+// the node has closed that client since (a stage was replaced).
+func (d *downstream) Recv(ctx context.Context) ([]int, error) {
+	if len(d.sent) == 0 {
 		return nil, errNoPipeline
 	}
-	return c.Step(ctx, st)
+	c := d.sent[0]
+	d.sent = d.sent[1:]
+	tokens, err := c.Recv(ctx)
+	if err != nil {
+		d.sent = d.sent[:0] // the session ended with every step in it
+	}
+	return tokens, err
 }
 
 func (d *downstream) close() {

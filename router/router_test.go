@@ -108,10 +108,11 @@ func TestRoutesAndMatchesReference(t *testing.T) {
 }
 
 // killer is a leader that shuts its engine down, aborting everything running on it, once
-// a given number of tokens has streamed through it.
+// a given number of tokens has streamed through it and armed is closed.
 type killer struct {
 	e     *engine.Engine
 	after int
+	armed chan struct{}
 	once  sync.Once
 }
 
@@ -127,6 +128,7 @@ func (k *killer) Submit(ctx context.Context, req engine.Request) (<-chan engine.
 		for ev := range in {
 			out <- ev
 			if n++; n == k.after {
+				<-k.armed
 				k.once.Do(func() {
 					ctx, cancel := context.WithCancel(context.Background())
 					cancel() // no grace: abort what runs
@@ -147,7 +149,10 @@ func TestFailoverResumesExactly(t *testing.T) {
 		t.Run(fmt.Sprint(after), func(t *testing.T) {
 			es := newEngines(t, 2, engine.Config{})
 			r := New(Config{KeySeed: seed, RetryWait: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-			r.SetLeader("a", &killer{e: es[0], after: after}, 100)
+			// The kill waits until every request is in, so that none is submitted while
+			// "a" is dead and "b" not yet there.
+			k := &killer{e: es[0], after: after, armed: make(chan struct{})}
+			r.SetLeader("a", k, 100)
 			chans := make([]<-chan engine.Event, len(cases))
 			for i, c := range cases {
 				var err error
@@ -156,6 +161,7 @@ func TestFailoverResumesExactly(t *testing.T) {
 				}
 			}
 			r.SetLeader("b", es[1], 100)
+			close(k.armed)
 			for i, ch := range chans {
 				got := collect(t, ch, 1)[0]
 				if fmt.Sprint(got) != fmt.Sprint(cases[i].Tokens()) {

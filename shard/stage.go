@@ -2,7 +2,9 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/engine"
@@ -124,20 +126,43 @@ func (s *Runner) Run(st *engine.StageStep) (hidden []float32, tokens []int, err 
 
 // Chain is the later stages of a pipeline in this process, run one after the other: an
 // engine.Downstream without a network, for a single machine and for tests of the
-// protocol's logic.
-type Chain []*Runner
+// protocol's logic. Send runs the step at once; Recv hands out the results in order.
+type Chain struct {
+	Stages []*Runner
+	done   [][]int // tokens of the steps sent and not yet received, oldest first
+}
 
-var _ engine.Downstream = Chain(nil)
+var _ engine.Downstream = (*Chain)(nil)
+
+// Send runs st through every stage and keeps the last stage's tokens for Recv.
+func (c *Chain) Send(ctx context.Context, st *engine.StageStep) error {
+	tokens, err := c.Step(ctx, st)
+	if err != nil {
+		return err
+	}
+	c.done = append(c.done, slices.Clone(tokens))
+	return nil
+}
+
+// Recv returns the tokens of the oldest step sent.
+func (c *Chain) Recv(context.Context) ([]int, error) {
+	if len(c.done) == 0 {
+		return nil, errors.New("shard: no step in flight")
+	}
+	tokens := c.done[0]
+	c.done = c.done[1:]
+	return tokens, nil
+}
 
 // Step runs st through every stage and returns the last stage's tokens.
-func (c Chain) Step(_ context.Context, st *engine.StageStep) ([]int, error) {
+func (c *Chain) Step(_ context.Context, st *engine.StageStep) ([]int, error) {
 	next := *st
-	for i, s := range c {
+	for i, s := range c.Stages {
 		hidden, tokens, err := s.Run(&next)
 		if err != nil {
 			return nil, err
 		}
-		if i == len(c)-1 {
+		if i == len(c.Stages)-1 {
 			if !s.Last() {
 				return nil, fmt.Errorf("stage chain ends before the last layer")
 			}

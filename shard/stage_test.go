@@ -12,15 +12,18 @@ import (
 
 // TestPipelineMatchesReference runs every reference case through an engine that leads a
 // pipeline of three stages in this process: outputs equal llama2.c's, also with forks,
-// chunked prefill and preemption.
+// chunked prefill and preemption, and with one to four micro-batches in flight.
 func TestPipelineMatchesReference(t *testing.T) {
 	m := testmodel.Load(t)
 	for _, tt := range []struct {
-		name string
-		cfg  engine.Config
+		name     string
+		cfg      engine.Config
+		preempts bool
 	}{
-		{"batched", engine.Config{NumBlocks: 512}},
-		{"chunked and preempted", engine.Config{NumBlocks: 48, MaxBatchTokens: 16, PrefillChunk: 5}},
+		{"batched", engine.Config{NumBlocks: 512}, false},
+		{"chunked and preempted", engine.Config{NumBlocks: 48, MaxBatchTokens: 16, PrefillChunk: 5}, true},
+		{"one micro-batch", engine.Config{NumBlocks: 512, MicroBatches: 1}, false},
+		{"four micro-batches, preempted", engine.Config{NumBlocks: 40, MaxBatchTokens: 24, PrefillChunk: 7, MicroBatches: 4}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg
@@ -32,15 +35,18 @@ func TestPipelineMatchesReference(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer st.Close()
-				chain = append(chain, st)
+				chain.Stages = append(chain.Stages, st)
 			}
-			cfg.Downstream = chain
+			cfg.Downstream = &chain
 			e, err := engine.New(m, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer e.Shutdown(context.Background())
 			submitAll(t, e, referenceCases(t))
+			if st := e.Stats(); tt.preempts && st.Preemptions == 0 {
+				t.Errorf("no preemption: %+v", st)
+			}
 		})
 	}
 }

@@ -61,9 +61,9 @@ func BenchmarkStageStep(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer s.Close()
-				chain = append(chain, s)
+				chain.Stages = append(chain.Stages, s)
 			}
-			runBench(b, chain, st)
+			runBench(b, &chain, st)
 		})
 		b.Run(shape.name+"/grpc", func(b *testing.B) {
 			last := startStage(b, m, Range{3, 5}, "127.0.0.1:0")
@@ -81,7 +81,12 @@ func BenchmarkStageStep(b *testing.B) {
 	}
 }
 
-func runBench(b *testing.B, d engine.Downstream, st *engine.StageStep) {
+// stepper runs one step and waits for its tokens (Chain, StageClient).
+type stepper interface {
+	Step(ctx context.Context, st *engine.StageStep) ([]int, error)
+}
+
+func runBench(b *testing.B, d stepper, st *engine.StageStep) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := d.Step(context.Background(), st); err != nil {

@@ -16,20 +16,20 @@ import (
 
 // StageClient is a leader's side of the stage transport: an engine.Downstream that sends
 // each step to the first later stage of the pipeline over one Steps stream and returns
-// the last stage's tokens.
+// the last stage's tokens. Several steps may be in flight; replies come back in order.
 //
 // A session is opened by DialPipeline and again by the first Step after any failure:
 // Hello (with a new epoch) through the whole chain, then a new Steps stream. A failed
 // step (a transport error, a stage's error status, or DeadAfter without a reply or a
-// heartbeat) ends the session and returns an error wrapping ErrStageBroken, or
-// ErrStageRefused when a stage refused the new session; the engine then fails the
-// running requests with engine.ErrPipeline. So a replaced stage serves again from the
+// heartbeat while a step is in flight) ends the session, with every step in flight, and
+// returns an error wrapping ErrStageBroken, or ErrStageRefused when a stage refused the
+// new session; the engine then fails the running requests with engine.ErrPipeline. So a replaced stage serves again from the
 // first step after it is back, and a stage that died, hangs or became unreachable
 // mid-step is noticed within DeadAfter (at once when its process dies, since its sockets
 // close), however long the step.
 //
-// Step is not safe for concurrent use (the engine calls it from its loop only), nor is
-// Close with Step: close the client after the engine's Shutdown.
+// Send and Recv are not safe for concurrent use (the engine calls them from its loop
+// only), nor is Close with them: close the client after the engine's Shutdown.
 type StageClient struct {
 	cfg  PipelineConfig
 	conn *grpc.ClientConn
@@ -38,8 +38,9 @@ type StageClient struct {
 	epoch  uint64                                                 // of the current or last session
 	stream grpc.BidiStreamingClient[pb.StepRequest, pb.StepReply] // nil without a session
 	cancel context.CancelFunc                                     // ends stream
-	dead   *time.Timer                                            // calls cancel after DeadAfter; armed during a step
+	dead   *time.Timer                                            // calls cancel after DeadAfter; armed while waiting for a reply
 	id     uint64                                                 // the last step's id
+	sent   []int                                                  // samples of each step in flight, oldest first (ids id-len+1..id)
 	req    pb.StepRequest                                         // reused for every step
 	tokens []int                                                  // the last step's tokens
 }
@@ -88,6 +89,7 @@ func (c *StageClient) reset() {
 		c.cancel()
 	}
 	c.stream, c.cancel, c.dead = nil, nil, nil
+	c.sent = c.sent[:0]
 }
 
 // open opens a new session: Hello with the next epoch, then its Steps stream.
@@ -136,47 +138,76 @@ func (c *StageClient) stageError(op string, err error) error {
 // DeadAfter.
 var errSilent = errors.New("no reply or heartbeat")
 
-// Step implements engine.Downstream: send st, wait for its tokens. Any failure ends the
-// session; the next Step opens a new one.
+// Step sends st and waits for its tokens: Send then Recv, with nothing else in flight.
 func (c *StageClient) Step(ctx context.Context, st *engine.StageStep) ([]int, error) {
+	if err := c.Send(ctx, st); err != nil {
+		return nil, err
+	}
+	return c.Recv(ctx)
+}
+
+// Send implements engine.Downstream: it sends st as the next step of the session, opening
+// one if there is none. A failure ends the session with every step in flight.
+func (c *StageClient) Send(ctx context.Context, st *engine.StageStep) error {
 	if c.stream == nil {
 		if err := c.open(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	c.id++
-	tokens, err := c.step(ctx, st)
+	encodeStep(&c.req, c.id, c.epoch, st, st.Hidden)
+	if err := c.stream.Send(&c.req); err != nil {
+		// io.EOF: the stream ended; its status comes to Recv.
+		if _, rerr := c.stream.Recv(); rerr != nil {
+			err = rerr
+		}
+		err = c.stageError(fmt.Sprintf("step %d", c.id), err)
+		c.reset()
+		return err
+	}
+	c.sent = append(c.sent, len(st.Samples))
+	return nil
+}
+
+// Recv implements engine.Downstream: it waits for the oldest step in flight, at most
+// DeadAfter after the last message from the pipeline. A failure ends the session.
+func (c *StageClient) Recv(ctx context.Context) ([]int, error) {
+	if len(c.sent) == 0 {
+		return nil, fmt.Errorf("shard: pipeline %q: %w: no step in flight", c.cfg.Pipeline, ErrStageBroken)
+	}
+	tokens, err := c.recv(ctx)
 	if err != nil {
 		c.reset()
 		return nil, err
 	}
+	c.sent = c.sent[1:]
 	return tokens, nil
 }
 
-// step sends st and waits for its reply, at most DeadAfter after the last message.
-func (c *StageClient) step(ctx context.Context, st *engine.StageStep) ([]int, error) {
-	encodeStep(&c.req, c.id, c.epoch, st, st.Hidden)
+// recv receives the reply to the oldest step in flight.
+func (c *StageClient) recv(ctx context.Context) ([]int, error) {
+	want := c.id - uint64(len(c.sent)) + 1
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, c.cancel)
 		defer stop()
 	}
 	c.dead.Reset(c.cfg.DeadAfter)
-	reply, err := c.roundTrip()
+	reply, err := c.receive()
 	if !c.dead.Stop() { // the timer fired: the stream is cancelled, whatever came back
 		err = errSilent
 	}
 	switch {
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("shard: pipeline %q step %d: %w", c.cfg.Pipeline, c.id, ctx.Err())
+		return nil, fmt.Errorf("shard: pipeline %q step %d: %w", c.cfg.Pipeline, want, ctx.Err())
 	case err != nil:
 		if err == errSilent {
 			err = fmt.Errorf("%w for %v", err, c.cfg.DeadAfter)
 		}
-		return nil, c.stageError(fmt.Sprintf("step %d", c.id), err)
-	case reply.Id != c.id:
-		return nil, c.stageError("step", fmt.Errorf("reply to step %d, want %d", reply.Id, c.id))
-	case len(reply.Tokens) != len(st.Samples):
-		return nil, c.stageError("step", fmt.Errorf("%d tokens for %d samples", len(reply.Tokens), len(st.Samples)))
+		return nil, c.stageError(fmt.Sprintf("step %d", want), err)
+	case reply.Id != want:
+		return nil, c.stageError("step", fmt.Errorf("reply to step %d, want %d", reply.Id, want))
+	case len(reply.Tokens) != c.sent[0]:
+		return nil, c.stageError("step", fmt.Errorf("%d tokens for %d samples", len(reply.Tokens), c.sent[0]))
 	}
 	c.tokens = c.tokens[:0]
 	for _, t := range reply.Tokens {
@@ -185,16 +216,9 @@ func (c *StageClient) step(ctx context.Context, st *engine.StageStep) ([]int, er
 	return c.tokens, nil
 }
 
-// roundTrip sends c.req and receives its reply on the session's stream, skipping
-// heartbeats; each message received restarts the DeadAfter timer.
-func (c *StageClient) roundTrip() (*pb.StepReply, error) {
-	if err := c.stream.Send(&c.req); err != nil {
-		// io.EOF: the stream ended; its status comes to Recv.
-		if _, rerr := c.stream.Recv(); rerr != nil {
-			return nil, rerr
-		}
-		return nil, err
-	}
+// receive receives the next reply on the session's stream, skipping heartbeats; each
+// message received restarts the DeadAfter timer.
+func (c *StageClient) receive() (*pb.StepReply, error) {
 	for {
 		reply, err := c.stream.Recv()
 		if err != nil || reply.Id != 0 {

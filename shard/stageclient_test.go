@@ -79,14 +79,24 @@ type recorder struct {
 	steps, copies, fails int
 }
 
-func (r *recorder) Step(ctx context.Context, st *engine.StageStep) ([]int, error) {
-	tokens, err := r.Downstream.Step(ctx, st)
+func (r *recorder) Send(ctx context.Context, st *engine.StageStep) error {
+	err := r.Downstream.Send(ctx, st)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.steps++
 	r.copies += len(st.Copies)
 	if err != nil {
 		r.fails++
+	}
+	return err
+}
+
+func (r *recorder) Recv(ctx context.Context) ([]int, error) {
+	tokens, err := r.Downstream.Recv(ctx)
+	if err != nil {
+		r.mu.Lock()
+		r.fails++
+		r.mu.Unlock()
 	}
 	return tokens, err
 }
@@ -173,11 +183,11 @@ type hookStep struct {
 	fn    func()
 }
 
-func (h *hookStep) Step(ctx context.Context, st *engine.StageStep) ([]int, error) {
+func (h *hookStep) Send(ctx context.Context, st *engine.StageStep) error {
 	if h.n++; h.n == h.at {
 		h.fn()
 	}
-	return h.Downstream.Step(ctx, st)
+	return h.Downstream.Send(ctx, st)
 }
 
 // failRunning submits c, makes fault happen at its 20th step (in the engine's loop, while
@@ -270,7 +280,8 @@ func TestStageSlow(t *testing.T) {
 	last := startStageWith(t, StageServerConfig{Model: m, Range: Range{3, 5}}, "127.0.0.1:0",
 		func(s *StageServer) { s.testDelay = 700 * time.Millisecond })
 	mid := startStage(t, m, Range{2, 3}, "127.0.0.1:0")
-	e, rec := pipelineWith(t, m, engine.Config{NumBlocks: 64}, 300*time.Millisecond, nil, mid.addr, last.addr)
+	// One micro-batch, so that the request's two samples take exactly two steps.
+	e, rec := pipelineWith(t, m, engine.Config{NumBlocks: 64, MicroBatches: 1}, 300*time.Millisecond, nil, mid.addr, last.addr)
 	c := referenceCases(t)[1]
 	c.Steps = len(c.PromptIDs) + 1 // two steps: the prompt and one more token
 	c.GeneratedIDs = c.GeneratedIDs[:2]

@@ -105,7 +105,7 @@ func TestStageStepsInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		chain = append(chain, s)
+		chain.Stages = append(chain.Stages, s)
 	}
 	// A prompt of 20 tokens for 3 sequences, then two decode steps of all three.
 	steps := []*engine.StageStep{benchStep(m, 3, 20, 20), benchStep(m, 3, 21, 1), benchStep(m, 3, 22, 1)}
