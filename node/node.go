@@ -17,7 +17,9 @@
 //     Start fails with cluster.ErrRefused, and the peers log "cluster: refusing node".
 //  3. Serve gRPC. A later stage is ready at once. A leader is ready once every later
 //     layer of its pipeline is held by a ready member and a session through them is open;
-//     it watches membership and re-dials its pipeline when a stage is replaced.
+//     it watches membership and re-dials its pipeline when a stage is replaced. Its KV
+//     cache (Engine.KVMemory) sets the pipeline's block count, which every stage mirrors;
+//     it warns of a stage whose gossiped memory cannot hold that mirror.
 //  4. Gossip load (free KV blocks, queue depth) every Config.UpdateInterval.
 //  5. On Shutdown: leave the cluster (state "draining" first), drain, stop.
 package node
@@ -103,6 +105,8 @@ type Node struct {
 
 	// A later stage's part.
 	ssrv *shard.StageServer
+
+	short map[string]uint64 // stage ID -> incarnation already logged as short of memory; loop only
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -407,12 +411,39 @@ func (n *Node) stages() []string {
 		if m.First == at {
 			addrs = append(addrs, m.GRPCAddr)
 			at = m.Last
+			n.checkStageMemory(m)
 		}
 	}
 	if at != n.model.Config.Layers {
 		return nil
 	}
 	return addrs
+}
+
+// mirrorBytes is what a stage holding r needs to serve this leader's pipeline: r's
+// weights, and this leader's KV blocks (their number, size and type) for r's layers.
+func (n *Node) mirrorBytes(r shard.Range) int64 {
+	g := n.down.geometry
+	shape := n.model.KVShape(g.BlockSize)
+	shape.Layers = r.Len()
+	return n.shardModel().Bytes(r, 0) + int64(g.NumBlocks)*int64(shape.BlockBytes(g.KVDType))
+}
+
+// checkStageMemory logs, once per stage incarnation, a stage whose gossiped memory is
+// short of what mirroring this leader's KV cache takes (the leader's --kv-memory, not
+// the stages' --memory, sizes a pipeline's cache). The stage still serves.
+func (n *Node) checkStageMemory(m cluster.Meta) {
+	need := n.mirrorBytes(shard.Range{First: m.First, Last: m.Last})
+	if m.Memory == 0 || need <= int64(m.Memory)<<20 || n.short[m.ID] == m.Incarnation {
+		return
+	}
+	if n.short == nil {
+		n.short = map[string]uint64{}
+	}
+	n.short[m.ID] = m.Incarnation
+	n.cfg.Logger.Warn("a stage offers less memory than mirroring this leader's KV cache takes; lower the leader's --kv-memory or give the stage more --memory",
+		"stage", m.ID, "layers", fmt.Sprintf("%d:%d", m.First, m.Last), "memory_mib", m.Memory,
+		"need_mib", (need+1<<20-1)>>20, "kv_blocks", n.down.geometry.NumBlocks)
 }
 
 func (n *Node) setState(s cluster.State) error {

@@ -2,8 +2,11 @@ package node
 
 import (
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 
+	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/cluster"
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/internal/testmodel"
@@ -105,3 +108,39 @@ func TestPlacementByGossipedMemory(t *testing.T) {
 }
 
 func engineKV(b int64) engine.Config { return engine.Config{KVMemory: b} }
+
+// TestStageMemoryCheck: a leader logs, once per stage incarnation, a stage whose gossiped
+// memory cannot hold its layers' weights and the mirror of the leader's KV blocks.
+func TestStageMemoryCheck(t *testing.T) {
+	var logs strings.Builder
+	n := testNode(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	// 5461 blocks of 16 tokens: 64 MiB of fp32 KV over the leader's 2 layers. Stage 2:5
+	// mirrors them over 3 layers: 64.0 MiB of KV and 0.5 MiB of weights.
+	n.down = &downstream{geometry: shard.PipelineConfig{BlockSize: 16, NumBlocks: 5461, KVDType: blocks.FP32}}
+	stage := func(mib int, inc uint64) cluster.Meta {
+		return cluster.Meta{ID: "worker-2", Role: cluster.RoleWorker, First: 2, Last: 5, Memory: mib, Incarnation: inc}
+	}
+	for _, tc := range []struct {
+		name  string
+		dtype blocks.DType
+		m     cluster.Meta
+		warns int // warnings so far
+	}{
+		{"enough", blocks.FP32, stage(65, 1), 0},
+		{"short", blocks.FP32, stage(64, 1), 1},
+		{"short again: logged once", blocks.FP32, stage(64, 1), 1},
+		{"restarted, still short", blocks.FP32, stage(64, 2), 2},
+		{"unknown memory (an older node)", blocks.FP32, stage(0, 3), 2},
+		{"int8 KV takes 24.0 MiB", blocks.Int8, stage(25, 4), 2},
+		{"int8, short", blocks.Int8, stage(24, 5), 3},
+	} {
+		n.down.geometry.KVDType = tc.dtype
+		n.checkStageMemory(tc.m)
+		if got := strings.Count(logs.String(), "level=WARN"); got != tc.warns {
+			t.Errorf("%s: %d warnings, want %d:\n%s", tc.name, got, tc.warns, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "stage=worker-2 layers=2:5 memory_mib=64 need_mib=65") {
+		t.Errorf("the warning does not name the stage and the figures:\n%s", logs.String())
+	}
+}
