@@ -1,7 +1,7 @@
 // Package cluster is kvmesh's membership: which nodes are alive, where they are and what
 // they hold. It runs hashicorp/memberlist (SWIM gossip with failure detection) and gossips
 // a compact Meta per node: role, gRPC and HTTP addresses, model identity, layer range,
-// pipeline, free KV blocks, queue depth and state.
+// pipeline, free KV blocks, queue depth, state, and the memory a worker offers.
 //
 // # Use
 //
@@ -48,11 +48,13 @@
 //
 // # Metadata on the wire
 //
-// Meta encodes as a version byte (1), then each field in declaration order: strings as a
+// Meta encodes as a version byte (2), then each field in declaration order: strings as a
 // uvarint length and bytes, numbers as uvarints, Role and State as a one-byte code. The
 // whole must fit memberlist's MaxMetaSize (512 bytes); Join and Update refuse a larger
-// one with ErrMetaTooLarge. A decoder reads a later version's known fields and ignores
-// what follows them (later versions only append). A node whose Meta does not decode,
+// one with ErrMetaTooLarge. A worker's Meta with a 64-hex-digit model identity and
+// IPv4 addresses takes about 135 bytes (TestMetaCompact). A decoder reads a later version's known
+// fields and ignores what follows them (later versions only append); version 1 (before
+// Memory was appended) decodes with Memory 0. A node whose Meta does not decode,
 // whose memberlist name does not match its ID and incarnation, or that Config.Accept
 // refuses (say, another model) is kept out of memberlist altogether (its alive messages
 // are vetoed, logged once per node at warn level), and Join into a cluster holding such

@@ -38,7 +38,7 @@ func ConfigFor(bind, seeds, key string, lan bool) (Config, error) {
 func SameModel(identity string) func(peer Meta) error {
 	return func(peer Meta) error {
 		if peer.Model != "" && peer.Model != identity {
-			return fmt.Errorf("node %s serves model %.12s, this cluster serves %.12s", peer.ID, peer.Model, identity)
+			return fmt.Errorf("another model: node %s serves model %.12s, this node serves %.12s", peer.ID, peer.Model, identity)
 		}
 		return nil
 	}

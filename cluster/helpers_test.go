@@ -23,7 +23,7 @@ func testLogger() *slog.Logger {
 
 func workerMeta(id string) Meta {
 	return Meta{ID: id, Role: RoleWorker, GRPCAddr: "127.0.0.1:9000", Model: "ab12", First: 0, Last: 4,
-		Pipeline: "p0", FreeBlocks: 10, TotalBlocks: 16, State: StateReady}
+		Pipeline: "p0", FreeBlocks: 10, TotalBlocks: 16, State: StateReady, Memory: 96}
 }
 
 // startNode joins a node with LocalConfig, seeds and cfg changes from mod; it is shut

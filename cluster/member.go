@@ -93,7 +93,7 @@ func Join(ctx context.Context, cfg Config, meta Meta) (*Member, error) {
 	mlc.TCPTimeout = cfg.StreamTimeout
 	mlc.SecretKey = cfg.SecretKey
 	mlc.Delegate, mlc.Events, mlc.Alive, mlc.Merge = d, d, d, d
-	mlc.DelegateProtocolVersion, mlc.DelegateProtocolMin, mlc.DelegateProtocolMax = metaVersion, metaVersion, metaVersion
+	mlc.DelegateProtocolVersion, mlc.DelegateProtocolMin, mlc.DelegateProtocolMax = metaVersion, minMetaVersion, metaVersion
 	mlc.Logger = memberlistLogger(cfg.Logger)
 	ml, err := memberlist.Create(mlc)
 	if err != nil {

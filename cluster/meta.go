@@ -32,9 +32,13 @@ const (
 const MaxMetaSize = memberlist.MetaMaxSize
 
 // metaVersion is the first byte of every encoded Meta. A decoder accepts its own version
-// exactly, and a later version by reading the fields it knows and ignoring the bytes after
-// them: later versions only append fields.
-const metaVersion = 1
+// exactly, an earlier one (its missing fields left zero: version 1 has no Memory), and a
+// later version by reading the fields it knows and ignoring the bytes after them: later
+// versions only append fields.
+const metaVersion = 2
+
+// minMetaVersion is the oldest encoding a decoder accepts.
+const minMetaVersion = 1
 
 // Meta is the compact description every node gossips about itself. It is encoded in at
 // most MaxMetaSize bytes (about 400 bytes are left for the strings after the numbers).
@@ -51,6 +55,7 @@ type Meta struct {
 	TotalBlocks int    // all KV blocks
 	QueueDepth  int    // requests waiting
 	State       State
+	Memory      int // MiB the worker offers for weights and KV cache (placement balances by it); 0 unknown
 }
 
 var (
@@ -76,9 +81,9 @@ func (m Meta) validate() error {
 		return fmt.Errorf("%w: node %q: unknown role %q", ErrBadMeta, m.ID, m.Role)
 	case code(stateCodes, m.State) == 0:
 		return fmt.Errorf("%w: node %q: unknown state %q", ErrBadMeta, m.ID, m.State)
-	case m.First < 0 || m.Last < 0 || m.FreeBlocks < 0 || m.TotalBlocks < 0 || m.QueueDepth < 0:
+	case m.First < 0 || m.Last < 0 || m.FreeBlocks < 0 || m.TotalBlocks < 0 || m.QueueDepth < 0 || m.Memory < 0:
 		return fmt.Errorf("%w: node %q: negative count", ErrBadMeta, m.ID)
-	case m.Last > math.MaxInt32 || m.TotalBlocks > math.MaxInt32 || m.QueueDepth > math.MaxInt32:
+	case m.Last > math.MaxInt32 || m.TotalBlocks > math.MaxInt32 || m.QueueDepth > math.MaxInt32 || m.Memory > math.MaxInt32:
 		return fmt.Errorf("%w: node %q: count above 2^31-1", ErrBadMeta, m.ID)
 	case m.First > m.Last:
 		return fmt.Errorf("%w: node %q: layer range [%d, %d)", ErrBadMeta, m.ID, m.First, m.Last)
@@ -90,7 +95,7 @@ func (m Meta) validate() error {
 
 // encodeMeta returns m's wire form: the version byte, then each field in declaration
 // order, strings as a uvarint length and bytes, numbers as uvarints, Role and State as
-// one byte each.
+// one byte each. Memory, appended in version 2, comes after State.
 func encodeMeta(m Meta) ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
@@ -115,6 +120,7 @@ func encodeMeta(m Meta) ([]byte, error) {
 	num(m.TotalBlocks)
 	num(m.QueueDepth)
 	b = append(b, code(stateCodes, m.State))
+	num(m.Memory)
 	if len(b) > MaxMetaSize {
 		return nil, fmt.Errorf("%w: node %q: %d bytes, limit %d", ErrMetaTooLarge, m.ID, len(b), MaxMetaSize)
 	}
@@ -177,14 +183,15 @@ func (r *metaReader) string(what string) string {
 }
 
 // decodeMeta parses the output of encodeMeta. It never panics and accepts only what
-// encodeMeta can produce (of this version or a later one), so a decoded Meta re-encodes.
+// encodeMeta can produce (of this version, version 1, or a later one), so a decoded Meta
+// re-encodes.
 func decodeMeta(b []byte) (Meta, error) {
 	if len(b) > MaxMetaSize {
 		return Meta{}, fmt.Errorf("%w: %d bytes, limit %d", ErrMetaTooLarge, len(b), MaxMetaSize)
 	}
 	r := metaReader{b: b}
 	v := r.byte("version")
-	if r.err == nil && v < metaVersion {
+	if r.err == nil && v < minMetaVersion {
 		return Meta{}, fmt.Errorf("%w: version %d", ErrBadMeta, v)
 	}
 	var m Meta
@@ -201,10 +208,13 @@ func decodeMeta(b []byte) (Meta, error) {
 	m.TotalBlocks = r.int("total blocks")
 	m.QueueDepth = r.int("queue depth")
 	state := r.byte("state")
+	if v >= 2 {
+		m.Memory = r.int("memory")
+	}
 	if r.err != nil {
 		return Meta{}, r.err
 	}
-	if v == metaVersion && len(r.b) != 0 {
+	if v <= metaVersion && len(r.b) != 0 {
 		return Meta{}, fmt.Errorf("%w: %d trailing bytes", ErrBadMeta, len(r.b))
 	}
 	if role == 0 || int(role) > len(roleCodes) {

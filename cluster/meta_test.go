@@ -29,7 +29,8 @@ func TestMetaRoundTrip(t *testing.T) {
 		{ID: "r", Role: RoleRouter, State: StateReady},
 		workerMeta("worker-1"),
 		{ID: "w", Role: RoleWorker, Incarnation: 1<<64 - 1, First: 3, Last: 1<<31 - 1, FreeBlocks: 1<<31 - 1,
-			TotalBlocks: 1<<31 - 1, QueueDepth: 1<<31 - 1, State: StateDraining, Model: "ünïcode", HTTPAddr: "[::1]:80"},
+			TotalBlocks: 1<<31 - 1, QueueDepth: 1<<31 - 1, State: StateDraining, Model: "ünïcode", HTTPAddr: "[::1]:80",
+			Memory: 1<<31 - 1},
 		{ID: "l", Role: RoleWorker, State: StateLoading, Incarnation: 1764460000123456789},
 		metaOfSize(t, workerMeta("at-limit"), MaxMetaSize),
 	} {
@@ -63,6 +64,8 @@ func TestMetaInvalid(t *testing.T) {
 		{"free above total", func(m *Meta) { m.FreeBlocks = m.TotalBlocks + 1 }, ErrBadMeta},
 		{"negative queue", func(m *Meta) { m.QueueDepth = -1 }, ErrBadMeta},
 		{"count above int32", func(m *Meta) { m.TotalBlocks = 1 << 31 }, ErrBadMeta},
+		{"negative memory", func(m *Meta) { m.Memory = -1 }, ErrBadMeta},
+		{"memory above int32", func(m *Meta) { m.Memory = 1 << 31 }, ErrBadMeta},
 		{"one byte over", func(m *Meta) { *m = metaOfSize(t, *m, MaxMetaSize); m.Pipeline += "x" }, ErrMetaTooLarge},
 		{"far over", func(m *Meta) { m.Model = strings.Repeat("f", 1000) }, ErrMetaTooLarge},
 	} {
@@ -86,7 +89,8 @@ func TestDecodeMetaRejects(t *testing.T) {
 		{"trailing byte", append(good[:len(good):len(good)], 0)},
 		{"string past end", []byte{1, 200, 'a'}},
 		{"bad role", func() []byte { b := append([]byte(nil), good...); b[3] = 9; return b }()},
-		{"bad state", func() []byte { b := append([]byte(nil), good...); b[len(b)-1] = 0; return b }()},
+		{"bad state", func() []byte { b := append([]byte(nil), good...); b[len(b)-2] = 0; return b }()}, // then Memory, 1 byte
+		{"version 1 with memory", append([]byte{1}, good[1:]...)},
 		{"over limit", make([]byte, MaxMetaSize+1)},
 	} {
 		if _, err := decodeMeta(tc.b); err == nil {
@@ -94,10 +98,17 @@ func TestDecodeMetaRejects(t *testing.T) {
 		}
 	}
 	// A later version with appended fields decodes: the known fields are read.
-	v2 := append([]byte{2}, good[1:]...)
-	v2 = append(v2, 7, 7, 7)
-	if m, err := decodeMeta(v2); err != nil || m != workerMeta("w") {
-		t.Errorf("version 2 with extra fields: %+v, %v", m, err)
+	v3 := append([]byte{metaVersion + 1}, good[1:]...)
+	v3 = append(v3, 7, 7, 7)
+	if m, err := decodeMeta(v3); err != nil || m != workerMeta("w") {
+		t.Errorf("version %d with extra fields: %+v, %v", metaVersion+1, m, err)
+	}
+	// Version 1, from a node that gossips no Memory, decodes with Memory 0.
+	v1 := append([]byte{1}, good[1:len(good)-1]...)
+	want := workerMeta("w")
+	want.Memory = 0
+	if m, err := decodeMeta(v1); err != nil || m != want {
+		t.Errorf("version 1: %+v, %v", m, err)
 	}
 }
 
@@ -123,4 +134,21 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("re-decode: %+v, %v; want %+v", m2, err, m)
 		}
 	})
+}
+
+// TestMetaCompact: a worker's Meta with realistic values stays far below memberlist's
+// 512-byte limit, so the fields appended later (Memory) leave room for more.
+func TestMetaCompact(t *testing.T) {
+	m := Meta{ID: "worker-12", Role: RoleWorker, Incarnation: 1796006916726253722,
+		GRPCAddr: "10.0.0.12:9001", HTTPAddr: "10.0.0.12:9101", Model: strings.Repeat("8a", 32),
+		First: 20, Last: 40, Pipeline: "p12", FreeBlocks: 99999, TotalBlocks: 100000, QueueDepth: 300,
+		State: StateReady, Memory: 81920}
+	b, err := encodeMeta(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a worker's Meta: %d bytes of %d", len(b), MaxMetaSize)
+	if len(b) > 160 {
+		t.Errorf("a worker's Meta takes %d bytes, want at most 160", len(b))
+	}
 }

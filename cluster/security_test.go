@@ -8,16 +8,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvmesh/kvmesh/internal/garbage"
 )
 
-func key(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 0))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+func key(seed uint64, n int) []byte { return garbage.Bytes(rand.New(rand.NewPCG(seed, 0)), n) }
 
 func withKey(k []byte) func(*Config) { return func(c *Config) { c.SecretKey = k } }
 
@@ -64,37 +59,6 @@ func TestEncryption(t *testing.T) {
 	waitFor(t, 5*time.Second, "plaintext node alone", func() error { return seesExactly(plain, "plain") })
 }
 
-// garbage returns deterministic hostile payloads: random bytes of many sizes, and each
-// memberlist message type (and the encryption and label headers) followed by junk,
-// including a truncated encrypted-looking packet and huge length prefixes.
-func garbage(seed uint64) [][]byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	junk := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		return b
-	}
-	var out [][]byte
-	for _, n := range []int{1, 2, 3, 7, 16, 64, 300, 1400, 4000} {
-		out = append(out, junk(n))
-	}
-	for typ := range 16 { // ping .. errMsg, and a few past them
-		for _, n := range []int{0, 1, 5, 40, 600} {
-			out = append(out, append([]byte{byte(typ)}, junk(n)...))
-		}
-	}
-	out = append(out,
-		append([]byte{1}, junk(12+3)...),                      // encryption version 1: nonce, then too short
-		append([]byte{0, 0xff, 0xff, 0xff, 0xff}, junk(8)...), // huge length prefix
-		append([]byte{244, 200}, junk(10)...),                 // label header longer than the packet
-		[]byte{7, 255},                                        // compound message claiming 255 parts
-		append([]byte{12, 0, 0, 0, 0}, junk(20)...),           // CRC header with a wrong CRC
-	)
-	return out
-}
-
 // TestGarbage sends hostile UDP packets and TCP streams to live nodes' gossip ports,
 // plaintext and encrypted: the nodes stay up, keep their members, and still gossip.
 func TestGarbage(t *testing.T) {
@@ -118,7 +82,7 @@ func TestGarbage(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer udp.Close()
-			payloads := garbage(uint64(len(tc.key)))
+			payloads := garbage.Gossip(uint64(len(tc.key)))
 			for _, p := range payloads {
 				udp.Write(p) // errors (ICMP refusals) do not matter
 			}

@@ -43,6 +43,9 @@ type Status struct {
 	Running, Waiting, Swapped int
 	// Ready is whether the leader takes requests.
 	Ready bool
+	// PrefixQueried and PrefixHit count the prompt tokens looked up in the prefix cache
+	// since the leader started, and those found, as engine.Stats does.
+	PrefixQueried, PrefixHit int64
 }
 
 // Dial connects to the leader at addr (host:port) and checks it with a Status call, so
@@ -111,6 +114,9 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		Waiting:      int(r.Waiting),
 		Swapped:      int(r.Swapped),
 		Ready:        r.Ready,
+
+		PrefixQueried: int64(r.PrefixQueriedTokens),
+		PrefixHit:     int64(r.PrefixHitTokens),
 	}, nil
 }
 

@@ -31,6 +31,23 @@ func TestStatus(t *testing.T) {
 	if st != want {
 		t.Errorf("got %+v\nwant %+v", st, want)
 	}
+	// The prefix-cache counts: the second run of a prompt finds its full blocks cached.
+	prompt := []int{1}
+	for i := range 40 {
+		prompt = append(prompt, 3+i*11%500)
+	}
+	for range 2 {
+		if res := run(t, c, engine.Request{Prompt: prompt, MaxTokens: 2}); res.err != nil {
+			t.Fatal(res.err)
+		}
+	}
+	if st, err = c.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	es := n.eng.Stats()
+	if st.PrefixQueried != es.PrefixQueried || st.PrefixHit != es.PrefixHit || st.PrefixHit == 0 {
+		t.Errorf("Status prefix counts %d hit of %d queried; the engine's %d of %d", st.PrefixHit, st.PrefixQueried, es.PrefixHit, es.PrefixQueried)
+	}
 }
 
 // TestHealth: the standard health service says SERVING while the engine is ready and

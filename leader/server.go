@@ -165,6 +165,9 @@ func (s *Server) Status(context.Context, *pb.StatusRequest) (*pb.StatusReply, er
 		Waiting:        uint32(st.Waiting),
 		Swapped:        uint32(st.Swapped),
 		Ready:          s.eng.Ready(),
+
+		PrefixQueriedTokens: uint64(st.PrefixQueried),
+		PrefixHitTokens:     uint64(st.PrefixHit),
 	}, nil
 }
 

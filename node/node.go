@@ -8,10 +8,18 @@
 //  1. Open the checkpoint and join the cluster in state "loading".
 //  2. Take the layer range: the one configured, or (none configured) the one placement
 //     gives it from the ranges the members gossip: a gap a dead worker left first, else a
-//     new pipeline (shard.Plan.Assign).
+//     new pipeline (shard.Plan.Assign). Placement balances by the memory every worker
+//     gossips (Config.Memory, cluster.Meta.Memory) and keeps room beside the weights for
+//     the KV of one sequence of the model's full context (minKVTokens). A configured range that
+//     overlaps a live worker of its pipeline, or does not fit Config.Memory, is refused:
+//     Start logs "layer range refused" with the reason, leaves the cluster and fails.
+//     A node of another model is refused by membership before that (cluster.SameModel):
+//     Start fails with cluster.ErrRefused, and the peers log "cluster: refusing node".
 //  3. Serve gRPC. A later stage is ready at once. A leader is ready once every later
 //     layer of its pipeline is held by a ready member and a session through them is open;
-//     it watches membership and re-dials its pipeline when a stage is replaced.
+//     it watches membership and re-dials its pipeline when a stage is replaced. Its KV
+//     cache (Engine.KVMemory) sets the pipeline's block count, which every stage mirrors;
+//     it warns of a stage whose gossiped memory cannot hold that mirror.
 //  4. Gossip load (free KV blocks, queue depth) every Config.UpdateInterval.
 //  5. On Shutdown: leave the cluster (state "draining" first), drain, stop.
 package node
@@ -21,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sort"
 	"sync"
@@ -48,6 +57,12 @@ type Config struct {
 	Range string
 	// Pipeline names the pipeline of an explicit Range. Default "p0".
 	Pipeline string
+	// Memory is what the worker offers for its weights and KV cache, bytes; it is
+	// gossiped (in whole MiB, rounded up) and placement balances layer ranges by it.
+	// Default: Engine.KVMemory (default 64 MiB) plus the weights of Range, or of the
+	// whole model when Range is empty (it may be given any range). The leader's KV cache
+	// is still sized by Engine.KVMemory; later stages mirror its block count.
+	Memory int64
 	// GRPCAddr is the gRPC listen address. Default "127.0.0.1:0".
 	GRPCAddr string
 	// Gossip configures membership (bind address, seeds, key).
@@ -78,6 +93,7 @@ type Node struct {
 	member *cluster.Member
 	rng    shard.Range
 	pipe   string
+	memMiB int // memory offered, MiB (Config.Memory rounded up)
 	ln     net.Listener
 
 	// A leader's parts.
@@ -89,6 +105,8 @@ type Node struct {
 
 	// A later stage's part.
 	ssrv *shard.StageServer
+
+	short map[string]uint64 // stage ID -> incarnation already logged as short of memory; loop only
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -133,12 +151,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		gc.Logger = cfg.Logger
 	}
 	gc.Accept = cluster.SameModel(identity)
-	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleWorker, GRPCAddr: n.ln.Addr().String(), Model: identity, State: cluster.StateLoading}
+	if n.memMiB, err = n.offeredMiB(); err != nil {
+		n.close()
+		return nil, err
+	}
+	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleWorker, GRPCAddr: n.ln.Addr().String(), Model: identity,
+		State: cluster.StateLoading, Memory: n.memMiB}
 	if n.member, err = cluster.Join(ctx, gc, meta); err != nil {
 		n.close()
 		return nil, fmt.Errorf("node: joining the cluster: %w", err)
 	}
 	if err := n.place(ctx); err != nil {
+		n.leave() // at once, rather than be seen loading until declared dead
 		n.close()
 		return nil, err
 	}
@@ -168,48 +192,109 @@ func (n *Node) shardModel() shard.Model {
 	}
 }
 
-// workers lists the members that hold layers, as placement sees them.
-func (n *Node) workers() []shard.Worker {
-	var ws []shard.Worker
-	for _, m := range n.member.Members() {
-		if m.Role != cluster.RoleWorker || m.ID == n.cfg.ID || m.Last == 0 {
-			continue
+// offeredMiB is Config.Memory in whole MiB, rounded up, or its default.
+func (n *Node) offeredMiB() (int, error) {
+	b := n.cfg.Memory
+	if b == 0 {
+		kv := n.kvMemory()
+		sm := n.shardModel()
+		r := shard.Range{First: 0, Last: sm.Layers}
+		if n.cfg.Range != "" {
+			var err error
+			if r, err = shard.ParseRange(n.cfg.Range); err != nil {
+				return 0, fmt.Errorf("node: %w", err)
+			}
 		}
-		r := shard.Range{First: m.First, Last: m.Last}
-		ws = append(ws, shard.Worker{ID: m.ID, MemoryBytes: 1 << 40, Range: &r, Pipeline: m.Pipeline,
-			Ready: m.State == cluster.StateReady, Incarnation: m.Incarnation})
+		b = kv + sm.Bytes(r, 0)
 	}
-	return ws
+	mib := (b + 1<<20 - 1) >> 20
+	if b < 0 || mib > math.MaxInt32 {
+		return 0, fmt.Errorf("node: memory %d bytes: want 0 to 2^31-1 MiB", b)
+	}
+	return int(mib), nil
 }
 
-// place takes the configured range, or asks placement for one.
-func (n *Node) place(ctx context.Context) error {
-	sm := n.shardModel()
+// workerOf is member m as placement sees it: a Range and Pipeline once it holds layers
+// (else it is waiting for a place), and the memory it gossips.
+func workerOf(m cluster.Meta) shard.Worker {
+	w := shard.Worker{ID: m.ID, MemoryBytes: int64(m.Memory) << 20, Pipeline: m.Pipeline,
+		Ready: m.State == cluster.StateReady, Incarnation: m.Incarnation}
+	if m.Last > m.First {
+		w.Range = &shard.Range{First: m.First, Last: m.Last}
+	} else {
+		w.Pipeline = ""
+	}
+	return w
+}
+
+// assign returns the layer range and pipeline placement gives this node among members
+// (the other workers, placed and waiting): Config.Range and Config.Pipeline once they are
+// accepted, else a range of placement's choice.
+func (n *Node) assign(members []cluster.Meta) (shard.Range, string, error) {
+	var ws []shard.Worker
+	for _, m := range members {
+		if m.Role == cluster.RoleWorker && m.ID != n.cfg.ID {
+			ws = append(ws, workerOf(m))
+		}
+	}
+	me := shard.Worker{ID: n.cfg.ID, MemoryBytes: int64(n.memMiB) << 20}
 	if n.cfg.Range != "" {
 		r, err := shard.ParseRange(n.cfg.Range)
 		if err != nil {
-			return err
+			return shard.Range{}, "", err
 		}
-		plan, _ := shard.Build(sm, n.workers())
-		w := shard.Worker{ID: n.cfg.ID, MemoryBytes: 1 << 40, Range: &r, Pipeline: n.cfg.Pipeline}
-		if err := shard.Check(sm, plan, w); err != nil {
-			n.cfg.Logger.Error("layer range refused", "id", n.cfg.ID, "range", r.String(), "pipeline", n.cfg.Pipeline, "err", err)
-			return fmt.Errorf("node: %w", err)
-		}
-		n.rng, n.pipe = r, n.cfg.Pipeline
-	} else {
+		me.Range, me.Pipeline = &r, n.cfg.Pipeline
+	}
+	sm := n.shardModel()
+	plan, _ := shard.Build(sm, ws)
+	return plan.Assign(sm, me, n.minKVTokens())
+}
+
+// minKVTokens is the KV cache, in tokens, placement keeps room for beside a worker's
+// weights: one sequence of the model's full context, or fewer if the KV memory
+// (Engine.KVMemory) over all layers holds fewer, so that the default Memory always fits.
+func (n *Node) minKVTokens() int {
+	sm := n.shardModel()
+	kv := n.kvMemory()
+	if per := int64(sm.Layers) * sm.KVBytesPerToken; per > 0 {
+		return int(min(int64(n.model.Config.SeqLen), kv/per))
+	}
+	return n.model.Config.SeqLen
+}
+
+// kvMemory is Engine.KVMemory or its default.
+func (n *Node) kvMemory() int64 {
+	if kv := n.cfg.Engine.KVMemory; kv > 0 {
+		return kv
+	}
+	return 64 << 20 // engine.Config's default
+}
+
+// place takes the configured range once placement accepts it (no overlap with a live
+// worker of its pipeline, room for its weights and minKVTokens in Config.Memory), or
+// asks placement for one.
+func (n *Node) place(ctx context.Context) error {
+	if n.cfg.Range == "" {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(n.cfg.Settle):
 		}
-		plan, _ := shard.Build(sm, n.workers())
-		r, pipe, err := plan.Assign(sm, shard.Worker{ID: n.cfg.ID, MemoryBytes: 1 << 40}, 0)
-		if err != nil {
-			return fmt.Errorf("node: placement: %w", err)
-		}
-		n.rng, n.pipe = r, pipe
-		n.cfg.Logger.Info("placement gave this node its layers", "id", n.cfg.ID, "range", r.String(), "pipeline", pipe)
+	}
+	r, pipe, err := n.assign(n.member.Members())
+	switch {
+	case err != nil && n.cfg.Range != "":
+		n.cfg.Logger.Error("layer range refused", "id", n.cfg.ID, "range", n.cfg.Range, "pipeline", n.cfg.Pipeline,
+			"memory_mib", n.memMiB, "err", err)
+		return fmt.Errorf("node: layer range refused: %w", err)
+	case err != nil:
+		n.cfg.Logger.Error("placement found no layers for this node", "id", n.cfg.ID, "memory_mib", n.memMiB, "err", err)
+		return fmt.Errorf("node: placement: %w", err)
+	}
+	n.rng, n.pipe = r, pipe
+	if n.cfg.Range == "" {
+		n.cfg.Logger.Info("placement gave this node its layers", "id", n.cfg.ID, "range", r.String(), "pipeline", pipe,
+			"memory_mib", n.memMiB)
 	}
 	self := n.member.Self()
 	self.First, self.Last, self.Pipeline = n.rng.First, n.rng.Last, n.pipe
@@ -326,12 +411,39 @@ func (n *Node) stages() []string {
 		if m.First == at {
 			addrs = append(addrs, m.GRPCAddr)
 			at = m.Last
+			n.checkStageMemory(m)
 		}
 	}
 	if at != n.model.Config.Layers {
 		return nil
 	}
 	return addrs
+}
+
+// mirrorBytes is what a stage holding r needs to serve this leader's pipeline: r's
+// weights, and this leader's KV blocks (their number, size and type) for r's layers.
+func (n *Node) mirrorBytes(r shard.Range) int64 {
+	g := n.down.geometry
+	shape := n.model.KVShape(g.BlockSize)
+	shape.Layers = r.Len()
+	return n.shardModel().Bytes(r, 0) + int64(g.NumBlocks)*int64(shape.BlockBytes(g.KVDType))
+}
+
+// checkStageMemory logs, once per stage incarnation, a stage whose gossiped memory is
+// short of what mirroring this leader's KV cache takes (the leader's --kv-memory, not
+// the stages' --memory, sizes a pipeline's cache). The stage still serves.
+func (n *Node) checkStageMemory(m cluster.Meta) {
+	need := n.mirrorBytes(shard.Range{First: m.First, Last: m.Last})
+	if m.Memory == 0 || need <= int64(m.Memory)<<20 || n.short[m.ID] == m.Incarnation {
+		return
+	}
+	if n.short == nil {
+		n.short = map[string]uint64{}
+	}
+	n.short[m.ID] = m.Incarnation
+	n.cfg.Logger.Warn("a stage offers less memory than mirroring this leader's KV cache takes; lower the leader's --kv-memory or give the stage more --memory",
+		"stage", m.ID, "layers", fmt.Sprintf("%d:%d", m.First, m.Last), "memory_mib", m.Memory,
+		"need_mib", (need+1<<20-1)>>20, "kv_blocks", n.down.geometry.NumBlocks)
 }
 
 func (n *Node) setState(s cluster.State) error {
@@ -364,13 +476,17 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.engine != nil {
 		err = errors.Join(err, n.engine.Shutdown(ctx))
 	}
-	// Leaving only announces the departure (peers that do not answer in time see the
-	// node dead instead), so it gets a short budget of its own.
-	lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err = errors.Join(err, n.member.Leave(lctx))
+	err = errors.Join(err, n.leave())
 	n.close()
 	return err
+}
+
+// leave leaves the cluster. Leaving only announces the departure (peers that do not
+// answer in time see the node dead instead), so it gets a short budget of its own.
+func (n *Node) leave() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return n.member.Leave(ctx)
 }
 
 // close releases what Start acquired, in reverse.

@@ -69,6 +69,27 @@ func TestAssign(t *testing.T) {
 			want: []want{{Range{3, 8}, "p0", nil}, {Range{8, 10}, "p0", nil}, {Range{10, 12}, "p0", nil}},
 		},
 		{
+			// A layer with the KV of 20 tokens takes 120 bytes; the embedding and the
+			// classifier 300 each. a (1500) and b (900) split 8 layers in proportion to
+			// 1200:600 (their memory less embedding and classifier), 5 and 3; c (600)
+			// holds 2 layers with the embedding and starts a second pipeline.
+			name:  "unequal workers waiting together, with embedding, classifier and KV",
+			m:     Model{Layers: 8, LayerBytes: 100, EmbedBytes: 300, HeadBytes: 300, KVBytesPerToken: 1},
+			minKV: 20,
+			view:  []Worker{{ID: "a", MemoryBytes: 1500}, {ID: "b", MemoryBytes: 900}, {ID: "c", MemoryBytes: 600}},
+			ask:   []Worker{{ID: "a", MemoryBytes: 1500}, {ID: "b", MemoryBytes: 900}, {ID: "c", MemoryBytes: 600}},
+			want:  []want{{Range{0, 5}, "p0", nil}, {Range{5, 8}, "p0", nil}, {Range{0, 2}, "p1", nil}},
+		},
+		{
+			// a (600) alone takes 2 layers, its share if workers like it follow; b (1500)
+			// fills the 6 left; c (900) starts p1 with 4, half as one like it would.
+			name:  "unequal workers one at a time, with embedding, classifier and KV",
+			m:     Model{Layers: 8, LayerBytes: 100, EmbedBytes: 300, HeadBytes: 300, KVBytesPerToken: 1},
+			minKV: 20,
+			ask:   []Worker{{ID: "a", MemoryBytes: 600}, {ID: "b", MemoryBytes: 1500}, {ID: "c", MemoryBytes: 900}},
+			want:  []want{{Range{0, 2}, "p0", nil}, {Range{2, 8}, "p0", nil}, {Range{0, 4}, "p1", nil}},
+		},
+		{
 			name:  "too small for one layer",
 			m:     five,
 			minKV: 10,

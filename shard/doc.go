@@ -22,7 +22,8 @@
 //
 // A Worker comes from a cluster.Meta: Range = &Range{First, Last} once the node has one
 // (Last > First), Pipeline = Meta.Pipeline, Ready = (State == ready), Incarnation =
-// Meta.Incarnation, and MemoryBytes what the node offers (not in Meta yet). A draining
+// Meta.Incarnation, and MemoryBytes what the node offers (Meta.Memory, gossiped in MiB;
+// node.Config.Memory). A worker without a Range yet is Waiting, with its memory. A draining
 // worker is passed as not ready: it keeps its layers (nobody else takes them) and its
 // pipeline stops taking requests. A waiting Worker whose MemoryBytes is 0 (unknown) is
 // never given a place by another node's Assign, so a view without memory figures places

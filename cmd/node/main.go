@@ -6,7 +6,11 @@
 //	     --nats nats://127.0.0.1:4222
 //
 // Without --layers the cluster's placement chooses the range: the gap a dead worker left,
-// or a new pipeline. It prints "ready" on stdout once it serves.
+// or a new pipeline, sized by the memory every worker offers (--memory, gossiped). It
+// prints "ready" on stdout once it serves. It exits with status 1, and says why on stderr,
+// when the cluster refuses it: another model's checkpoint ("peer refused ... another
+// model"), or a --layers range that overlaps a live worker of its pipeline or does not
+// fit --memory ("layer range refused").
 package main
 
 import (
@@ -27,7 +31,7 @@ import (
 
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "node:", err)
+		fmt.Fprintln(os.Stderr, err) // node's errors say "node:" themselves
 		os.Exit(1)
 	}
 }
@@ -40,12 +44,13 @@ func run() error {
 	grpcAddr := flag.String("grpc", "127.0.0.1:0", "gRPC listen address")
 	natsURL := flag.String("nats", "", "NATS URL for KV cache events (a leader publishes there)")
 	kvMiB := flag.Int64("kv-memory", 64, "KV cache memory in MiB")
+	memMiB := flag.Int64("memory", 0, "memory this worker offers for weights and KV cache, in MiB; placement balances layers by it (0: --kv-memory plus the weights of --layers, or of the whole model)")
 	blockSize := flag.Int("block-size", 16, "tokens per KV block")
 	batch := flag.Int("max-batch-tokens", 256, "token budget of one step")
 	shared := nodeflags.Register(flag.CommandLine, "127.0.0.1:0")
 	flag.Parse()
 	if *id == "" {
-		return fmt.Errorf("--id is required")
+		return fmt.Errorf("node: --id is required")
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
 	gc, err := shared.Gossip()
@@ -55,7 +60,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n, err := node.Start(ctx, node.Config{
-		ID: *id, Model: *modelPath, Range: *layers, Pipeline: *pipeline, GRPCAddr: *grpcAddr,
+		ID: *id, Model: *modelPath, Range: *layers, Pipeline: *pipeline, GRPCAddr: *grpcAddr, Memory: *memMiB << 20,
 		Gossip: gc, NATSURL: *natsURL, NATS: shared.NATS(), Logger: logger,
 		TLS:    shared.TLS(),
 		Engine: engine.Config{KVMemory: *kvMiB << 20, BlockSize: *blockSize, MaxBatchTokens: *batch},

@@ -529,9 +529,14 @@ type StatusReply struct {
 	// swapped counts sequences whose blocks are on disk.
 	Swapped uint32 `protobuf:"varint,11,opt,name=swapped,proto3" json:"swapped,omitempty"`
 	// ready is true while the leader takes requests.
-	Ready         bool `protobuf:"varint,12,opt,name=ready,proto3" json:"ready,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Ready bool `protobuf:"varint,12,opt,name=ready,proto3" json:"ready,omitempty"`
+	// prefix_queried_tokens and prefix_hit_tokens count, since the leader started, the
+	// prompt tokens looked up in its prefix cache and those found there (in memory or on
+	// disk): their ratio is the prefix-cache hit ratio, which KV-aware routing raises.
+	PrefixQueriedTokens uint64 `protobuf:"varint,13,opt,name=prefix_queried_tokens,json=prefixQueriedTokens,proto3" json:"prefix_queried_tokens,omitempty"`
+	PrefixHitTokens     uint64 `protobuf:"varint,14,opt,name=prefix_hit_tokens,json=prefixHitTokens,proto3" json:"prefix_hit_tokens,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -648,6 +653,20 @@ func (x *StatusReply) GetReady() bool {
 	return false
 }
 
+func (x *StatusReply) GetPrefixQueriedTokens() uint64 {
+	if x != nil {
+		return x.PrefixQueriedTokens
+	}
+	return 0
+}
+
+func (x *StatusReply) GetPrefixHitTokens() uint64 {
+	if x != nil {
+		return x.PrefixHitTokens
+	}
+	return 0
+}
+
 var File_kvmesh_v1_leader_proto protoreflect.FileDescriptor
 
 const file_kvmesh_v1_leader_proto_rawDesc = "" +
@@ -680,7 +699,7 @@ const file_kvmesh_v1_leader_proto_rawDesc = "" +
 	"\n" +
 	"LayerRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\rR\x03end\"\x85\x03\n" +
+	"\x03end\x18\x02 \x01(\rR\x03end\"\xe5\x03\n" +
 	"\vStatusReply\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12 \n" +
@@ -694,7 +713,9 @@ const file_kvmesh_v1_leader_proto_rawDesc = "" +
 	"\awaiting\x18\n" +
 	" \x01(\rR\awaiting\x12\x18\n" +
 	"\aswapped\x18\v \x01(\rR\aswapped\x12\x14\n" +
-	"\x05ready\x18\f \x01(\bR\x05ready*_\n" +
+	"\x05ready\x18\f \x01(\bR\x05ready\x122\n" +
+	"\x15prefix_queried_tokens\x18\r \x01(\x04R\x13prefixQueriedTokens\x12*\n" +
+	"\x11prefix_hit_tokens\x18\x0e \x01(\x04R\x0fprefixHitTokens*_\n" +
 	"\fFinishReason\x12\x1d\n" +
 	"\x19FINISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14FINISH_REASON_LENGTH\x10\x01\x12\x16\n" +
