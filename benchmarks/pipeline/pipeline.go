@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/model"
+	"github.com/kvmesh/kvmesh/model/ckpt"
 	"github.com/kvmesh/kvmesh/model/sample"
 	"github.com/kvmesh/kvmesh/model/tensor"
 	"github.com/kvmesh/kvmesh/shard"
@@ -30,7 +32,8 @@ type Config struct {
 	// Threads is the thread budget: the single engine's threads, split between the
 	// leader and the stage. Default 2.
 	Threads int
-	// Split is the number of layers the leader runs. Default half of them.
+	// Split is the number of layers the leader runs. Default: the split that balances
+	// the weights each side reads per token (the last stage also reads the classifier).
 	Split int
 	// MicroBatches lists the pipeline runs, by micro-batches in flight. Default [1 2].
 	MicroBatches []int
@@ -56,7 +59,7 @@ func (c *Config) fill(m *model.Model) error {
 		c.Threads = 2
 	}
 	if c.Split == 0 {
-		c.Split = m.Config.Layers / 2
+		c.Split = balancedSplit(m.Config)
 	}
 	if len(c.MicroBatches) == 0 {
 		c.MicroBatches = []int{1, 2}
@@ -81,6 +84,20 @@ func (c *Config) fill(m *model.Model) error {
 		return fmt.Errorf("pipeline bench: %d tokens past the context of %d", c.Prompt+c.Tokens, m.Config.SeqLen)
 	}
 	return nil
+}
+
+// balancedSplit is the number of leader layers that minimises the larger side's weights:
+// the leader's layers against the stage's layers and the classifier.
+func balancedSplit(c ckpt.Config) int {
+	layer := 2*c.Dim*c.Dim + 2*c.Dim*c.KVDim() + 3*c.Dim*c.HiddenDim
+	head := c.Vocab * c.Dim
+	best, cost := 1, math.MaxInt
+	for s := 1; s < c.Layers; s++ {
+		if x := max(s*layer, (c.Layers-s)*layer+head); x < cost {
+			best, cost = s, x
+		}
+	}
+	return best
 }
 
 // Run is one decode run.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kvmesh/kvmesh/internal/testmodel"
+	"github.com/kvmesh/kvmesh/model/ckpt"
 )
 
 // TestMeasure runs a small comparison on the test model: every pipeline run generates the
@@ -36,6 +37,28 @@ func TestConfigRejects(t *testing.T) {
 	} {
 		if _, err := Measure(context.Background(), m, cfg); err == nil {
 			t.Errorf("Measure(%+v) = nil error", cfg)
+		}
+	}
+}
+
+func TestBalancedSplit(t *testing.T) {
+	for _, tt := range []struct {
+		name                                  string
+		layers, dim, hidden, heads, kv, vocab int
+		want                                  int
+	}{
+		// llama2c-15m: a layer is 1.0M weights, the classifier 9.2M: the stage takes one layer.
+		{"15m", 6, 288, 768, 6, 6, 32000, 5},
+		// llama2c-42m: 3.2M a layer, 16.4M the classifier.
+		{"42m", 8, 512, 1376, 8, 8, 32000, 7},
+		// llama2c-110m: 7.1M a layer, 24.6M the classifier.
+		{"110m", 12, 768, 2048, 12, 12, 32000, 8},
+		// No classifier to speak of: half and half.
+		{"tiny vocab", 4, 64, 128, 4, 4, 1, 2},
+	} {
+		c := ckpt.Config{Layers: tt.layers, Dim: tt.dim, HiddenDim: tt.hidden, Heads: tt.heads, KVHeads: tt.kv, Vocab: tt.vocab}
+		if got := balancedSplit(c); got != tt.want {
+			t.Errorf("%s: balancedSplit = %d, want %d", tt.name, got, tt.want)
 		}
 	}
 }
