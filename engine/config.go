@@ -106,8 +106,10 @@ type Config struct {
 
 	// Downstream runs the layers after this engine's own when the engine leads a
 	// pipeline; nil (the default) runs the whole model in this process. A pipeline leader
-	// preempts by recomputing and has no disk tier: the later stages' K/V would have to
-	// move with the leader's.
+	// preempts by recomputing. Its disk tier (SwapPath) holds cold cached prefixes of its
+	// own layers; every stage repeats its moves in a swap file of its own, and a prefix
+	// block is loaded from disk only when every stage confirms it holds it (Downstream
+	// must then be a KeyHolder; see stagedisk.go). SwapInt8 is single-process only.
 	Downstream Downstream
 	// LeaderLayers is how many layers (0..LeaderLayers-1) the leader runs itself when
 	// Downstream is set. Required then.
@@ -178,8 +180,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("engine config: swap watermarks need 0 < low (%v) < high (%v) <= 1", c.SwapLow, c.SwapHigh)
 	case c.Preemption == Swap && c.SwapPath == "":
 		return fmt.Errorf("engine config: swap preemption needs a swap path")
-	case c.Downstream != nil && (c.SwapPath != "" || c.Preemption == Swap):
-		return fmt.Errorf("engine config: a pipeline leader has no disk tier")
+	case c.Downstream != nil && c.Preemption == Swap:
+		return fmt.Errorf("engine config: a pipeline leader preempts by recomputing (its disk tier holds cached prefixes only)")
+	case c.Downstream != nil && c.SwapInt8:
+		return fmt.Errorf("engine config: int8 disk encoding is for a single-process engine (the stages store their blocks raw)")
 	case c.Downstream != nil && c.LeaderLayers < 1:
 		return fmt.Errorf("engine config: a pipeline leader needs LeaderLayers")
 	case c.MicroBatches < 1:

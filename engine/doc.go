@@ -29,6 +29,15 @@
 //  6. offload: past the high watermark of resident KV memory, the coldest cached blocks go
 //     to disk until usage is under the low watermark.
 //
+// # Pipelines
+//
+// A pipeline leader (Config.Downstream) runs steps 1-3 and 5-6 for the whole pipeline:
+// every stage mirrors its block ids. Each StageStep carries the copy-on-write copies and
+// the disk moves (DiskOp) made since the previous one, in the leader's order, so that
+// stages repeat them before the step. The leader loads a prefix block from its disk only
+// when every stage confirmed it holds it too (KeyHolder, asked while prefetching at
+// intake); the rest is recomputed (stagedisk.go).
+//
 // # Invariants
 //
 //   - Outputs do not depend on batching, chunking, prefix hits, preemption or swapping: the

@@ -116,7 +116,12 @@ func New(m *model.Model, cfg Config) (*Engine, error) {
 	}
 	e.sc = &scheduler{cfg: cfg, cache: cache, salt: seed}
 	if cfg.SwapPath != "" {
-		if e.tier, err = openTier(context.Background(), cfg, cache, identity); err != nil {
+		ranged := 0 // a pipeline leader's file holds its layers only
+		if cfg.Downstream != nil {
+			ranged = cfg.LeaderLayers
+		}
+		swapID := SwapIdentity(cfg.Identity, cfg.KVDType, cfg.BlockSize, 0, ranged)
+		if e.tier, err = openTier(context.Background(), cfg, cache, swapID); err != nil {
 			e.pool.Close()
 			return nil, err
 		}

@@ -26,10 +26,12 @@ type Downstream interface {
 
 // StageStep is one step as the later stages of a pipeline see it. The leader's scheduler
 // owns the KV blocks: every stage keeps its layers' K/V at the same block ids (a mirror
-// cache), repeating the leader's copy-on-write copies before running the step.
+// cache), repeating the leader's copy-on-write copies and disk moves before running the
+// step.
 type StageStep struct {
 	Seqs    []StageSeq    // the batch, in order; their tokens are consecutive rows of Hidden
 	Copies  []blocks.Copy // copy-on-write copies to repeat before the step, in order
+	Disk    []DiskOp      // disk-tier moves to repeat before the step, in order, among Copies
 	Hidden  []float32     // (tokens, dim): the hidden states after the leader's layers
 	Samples []SampleSpec  // what the last stage samples, in order
 }
@@ -61,7 +63,7 @@ func (e *Engine) sendPipeline(f *flight) error {
 	for i, s := range f.plan {
 		st.Seqs = append(st.Seqs, StageSeq{Blocks: s.table.Blocks, Len: s.table.Len, New: f.count[i]})
 	}
-	st.Copies = e.cache.TakeCopies(st.Copies[:0])
+	st.Copies, st.Disk = e.takeStageOps(st.Copies[:0], st.Disk[:0])
 	st.Hidden, st.Samples = hidden, f.specs
 	if err := e.cfg.Downstream.Send(context.Background(), st); err != nil {
 		return fmt.Errorf("%w: %v", ErrPipeline, err)

@@ -14,8 +14,12 @@ import (
 
 // tier is the disk tier of one engine: swapped-out blocks of preempted sequences
 // (swap.KindPrivate) and cold cached prefix blocks (swap.KindPrefix), in one swap.Store.
-// Only the engine's loop calls it, except prefetch goroutines, which only read the store
-// and hand their results over through a channel.
+// Only the engine's loop calls it, except prefetch goroutines, which only read the store,
+// ask the stages (confirm), and hand their results over through a channel.
+//
+// On a pipeline leader (stages set) the tier also records every prefix block it saves or
+// loads, for the stages to repeat (stagedisk.go), and loads only blocks that every stage
+// confirmed it holds.
 type tier struct {
 	store  *swap.Store
 	cache  *blocks.Cache
@@ -28,6 +32,12 @@ type tier struct {
 	f32  []float32 // one block's values, for int8 encoding
 	ents []swap.Entry
 	cold []int // free cached blocks, coldest first, reused by offload
+	out  []int // the block of each entry of ents, in offload
+
+	stages bool          // a pipeline leader: record moves, load only confirmed blocks
+	have   KeyHolder     // asks the stages which keys they hold; nil: none are
+	copies []blocks.Copy // copy-on-write copies made before the last recorded move
+	ops    []DiskOp      // moves not yet sent to the stages
 
 	bytesOut, bytesIn int64 // payload bytes moved, for Stats
 }
@@ -53,7 +63,9 @@ func openTier(ctx context.Context, cfg Config, cache *blocks.Cache, identity str
 		dtype:  uint8(cfg.KVDType),
 		log:    cfg.Logger,
 		onDisk: make(map[blocks.BlockHash]struct{}),
+		stages: cfg.Downstream != nil,
 	}
+	t.have, _ = cfg.Downstream.(KeyHolder)
 	var stale []swap.Key
 	err = store.Range(func(k swap.Key, m swap.Meta) bool {
 		switch {
@@ -179,6 +191,8 @@ func (t *tier) loadPrefix(r *request, h blocks.BlockHash, b int) bool {
 	var enc swap.Encoding
 	if p := r.prefetched(h); p != nil {
 		payload, enc = p.payload, p.enc
+	} else if t.stages {
+		return false // not confirmed by every stage
 	} else {
 		m, data, err := t.store.Get(context.Background(), swap.Key(h), nil)
 		if err != nil {
@@ -194,6 +208,7 @@ func (t *tier) loadPrefix(r *request, h blocks.BlockHash, b int) bool {
 		return false
 	}
 	t.bytesIn += int64(len(payload))
+	t.record(DiskOp{Load: true, Block: b, Key: h})
 	return true
 }
 
@@ -213,12 +228,13 @@ func (t *tier) offload(sc *scheduler, high, low float64) {
 	if float64(sc.resident(len(cold))) <= high*n {
 		return
 	}
-	t.ents = t.ents[:0]
+	t.ents, t.out = t.ents[:0], t.out[:0]
 	for _, b := range cold {
 		h, _ := sc.cache.Hash(b)
 		if _, ok := t.onDisk[h]; ok {
 			continue
 		}
+		t.out = append(t.out, b)
 		payload, enc := t.encode(nil, b)
 		t.ents = append(t.ents, swap.Entry{
 			Key:     swap.Key(h),
@@ -232,9 +248,10 @@ func (t *tier) offload(sc *scheduler, high, low float64) {
 			t.log.Warn("disk tier refused cold blocks; they stay in memory", "blocks", len(t.ents), "err", err)
 			return
 		}
-		for _, e := range t.ents {
+		for i, e := range t.ents {
 			t.onDisk[blocks.BlockHash(e.Key)] = struct{}{}
 			t.bytesOut += int64(len(e.Payload))
+			t.record(DiskOp{Block: t.out[i], Key: blocks.BlockHash(e.Key)})
 		}
 	}
 	for i := 0; i < len(cold) && float64(sc.resident(len(cold)-i)) > low*n; i++ {
@@ -256,7 +273,7 @@ func (t *tier) prefetch(r *request) {
 		}
 		keys = append(keys, swap.Key(h))
 	}
-	if len(keys) == 0 {
+	if len(keys) == 0 || (t.stages && t.have == nil) {
 		return
 	}
 	p := &prefetch{done: make(chan struct{}), blocks: make(map[blocks.BlockHash]prefetched, len(keys))}
@@ -264,6 +281,9 @@ func (t *tier) prefetch(r *request) {
 	store := t.store
 	go func() {
 		defer close(p.done)
+		if keys = t.confirm(keys); len(keys) == 0 {
+			return
+		}
 		ents := make([]swap.Entry, len(keys))
 		for i, k := range keys {
 			ents[i].Key = k
