@@ -535,8 +535,12 @@ type StatusReply struct {
 	// disk): their ratio is the prefix-cache hit ratio, which KV-aware routing raises.
 	PrefixQueriedTokens uint64 `protobuf:"varint,13,opt,name=prefix_queried_tokens,json=prefixQueriedTokens,proto3" json:"prefix_queried_tokens,omitempty"`
 	PrefixHitTokens     uint64 `protobuf:"varint,14,opt,name=prefix_hit_tokens,json=prefixHitTokens,proto3" json:"prefix_hit_tokens,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// swap_bytes_out and swap_bytes_in count the KV payload bytes the leader's disk tier
+	// wrote and read since it started (its own layers; each stage moves its own).
+	SwapBytesOut  uint64 `protobuf:"varint,15,opt,name=swap_bytes_out,json=swapBytesOut,proto3" json:"swap_bytes_out,omitempty"`
+	SwapBytesIn   uint64 `protobuf:"varint,16,opt,name=swap_bytes_in,json=swapBytesIn,proto3" json:"swap_bytes_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -667,6 +671,20 @@ func (x *StatusReply) GetPrefixHitTokens() uint64 {
 	return 0
 }
 
+func (x *StatusReply) GetSwapBytesOut() uint64 {
+	if x != nil {
+		return x.SwapBytesOut
+	}
+	return 0
+}
+
+func (x *StatusReply) GetSwapBytesIn() uint64 {
+	if x != nil {
+		return x.SwapBytesIn
+	}
+	return 0
+}
+
 var File_kvmesh_v1_leader_proto protoreflect.FileDescriptor
 
 const file_kvmesh_v1_leader_proto_rawDesc = "" +
@@ -699,7 +717,7 @@ const file_kvmesh_v1_leader_proto_rawDesc = "" +
 	"\n" +
 	"LayerRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\rR\x03end\"\xe5\x03\n" +
+	"\x03end\x18\x02 \x01(\rR\x03end\"\xaf\x04\n" +
 	"\vStatusReply\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12 \n" +
@@ -715,7 +733,9 @@ const file_kvmesh_v1_leader_proto_rawDesc = "" +
 	"\aswapped\x18\v \x01(\rR\aswapped\x12\x14\n" +
 	"\x05ready\x18\f \x01(\bR\x05ready\x122\n" +
 	"\x15prefix_queried_tokens\x18\r \x01(\x04R\x13prefixQueriedTokens\x12*\n" +
-	"\x11prefix_hit_tokens\x18\x0e \x01(\x04R\x0fprefixHitTokens*_\n" +
+	"\x11prefix_hit_tokens\x18\x0e \x01(\x04R\x0fprefixHitTokens\x12$\n" +
+	"\x0eswap_bytes_out\x18\x0f \x01(\x04R\fswapBytesOut\x12\"\n" +
+	"\rswap_bytes_in\x18\x10 \x01(\x04R\vswapBytesIn*_\n" +
 	"\fFinishReason\x12\x1d\n" +
 	"\x19FINISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14FINISH_REASON_LENGTH\x10\x01\x12\x16\n" +
