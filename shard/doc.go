@@ -95,6 +95,13 @@
 // random test joins and kills workers and checks the invariants after every step; a fuzz
 // target feeds Build and Assign arbitrary views.
 //
+// # The stage side of a pipeline
+//
+// A StageServer runs a Runner per session of its pipeline's leader: a mirror KV cache at
+// the leader's block ids, the copy-on-write copies and disk moves of each step repeated
+// before it runs, and, with StageServerConfig.SwapPath, a disk tier of the stage's own
+// layers (stagedisk.go) that answers the leader's Have.
+//
 // Whether a worker serves the same model (checkpoint and tokenizer identity) is not
 // checked here: the cluster refuses a node of another model before it enters the view
 // (cluster.Config.Accept).

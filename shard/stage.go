@@ -11,6 +11,7 @@ import (
 	"github.com/kvmesh/kvmesh/model"
 	"github.com/kvmesh/kvmesh/model/sample"
 	"github.com/kvmesh/kvmesh/model/tensor"
+	"github.com/kvmesh/kvmesh/swap"
 )
 
 // RunnerConfig configures a Runner: a layer range after the leader's, and the mirror of the
@@ -27,12 +28,18 @@ type RunnerConfig struct {
 	MaxTokens int
 	// Pool runs the kernels. Default: a pool of its own, one thread per core.
 	Pool *tensor.Pool
+
+	disk *stageDisk // the stage's disk tier; nil: none (a StageServer sets it)
 }
 
 // Runner runs one layer range of a pipeline over the steps its leader sends: it repeats the
-// leader's copy-on-write copies in its mirror cache, runs its layers, and returns the
-// hidden states for the next stage or, if it holds the last layer, the sampled tokens. A
-// Stage serves one pipeline and one step at a time.
+// leader's copy-on-write copies and disk moves in its mirror cache, runs its layers, and
+// returns the hidden states for the next stage or, if it holds the last layer, the
+// sampled tokens. A Stage serves one pipeline and one step at a time.
+//
+// It tracks which blocks it has written (computed, copied or loaded) since it was made,
+// and refuses a step that reads a block it never wrote: the leader's cache then holds
+// K/V from another session, which this cache cannot have.
 type Runner struct {
 	runner *model.Runner
 	cache  *blocks.Cache
@@ -43,6 +50,11 @@ type Runner struct {
 	zeros  []int       // (MaxTokens) token ids for the runner: a later stage reads no ids
 	row    []float32   // (vocab) scratch for samples that share a row
 	tokens []int
+
+	disk    *stageDisk   // nil without a disk tier
+	written []bool       // (NumBlocks) the block holds K/V this Runner wrote, copied or loaded
+	saves   []swap.Entry // a step's saves, written in one batch
+	buf     []byte       // one block's payload, for loads
 }
 
 // NewRunner allocates a stage's runner and mirror cache.
@@ -64,13 +76,15 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		return nil, fmt.Errorf("stage %v: %w", cfg.Range, err)
 	}
 	return &Runner{
-		runner: model.NewRunner(m, model.RunnerConfig{MaxTokens: cfg.MaxTokens, Pool: cfg.Pool, First: cfg.Range.First, Last: cfg.Range.Last}),
-		cache:  cache,
-		smp:    sample.New(m.Config.Vocab),
-		vocab:  m.Config.Vocab,
-		last:   cfg.Range.Last == layers,
-		zeros:  make([]int, cfg.MaxTokens),
-		row:    make([]float32, m.Config.Vocab),
+		runner:  model.NewRunner(m, model.RunnerConfig{MaxTokens: cfg.MaxTokens, Pool: cfg.Pool, First: cfg.Range.First, Last: cfg.Range.Last}),
+		cache:   cache,
+		smp:     sample.New(m.Config.Vocab),
+		vocab:   m.Config.Vocab,
+		last:    cfg.Range.Last == layers,
+		zeros:   make([]int, cfg.MaxTokens),
+		row:     make([]float32, m.Config.Vocab),
+		disk:    cfg.disk,
+		written: make([]bool, cfg.NumBlocks),
 	}, nil
 }
 
@@ -84,11 +98,8 @@ func (s *Runner) Close() { s.runner.Close() }
 // stage; the last returns the sampled token of every sample spec. Both results are valid
 // until the next call.
 func (s *Runner) Run(st *engine.StageStep) (hidden []float32, tokens []int, err error) {
-	for _, cp := range st.Copies {
-		if cp.Dst < 0 || cp.Dst >= s.cache.NumBlocks() || cp.Src < 0 || cp.Src >= s.cache.NumBlocks() {
-			return nil, nil, fmt.Errorf("stage: copy %v outside %d blocks", cp, s.cache.NumBlocks())
-		}
-		s.cache.CopyBlock(cp.Dst, cp.Src)
+	if err := s.moves(st); err != nil {
+		return nil, nil, err
 	}
 	s.batch = s.batch[:0]
 	for i, q := range st.Seqs {
@@ -98,10 +109,17 @@ func (s *Runner) Run(st *engine.StageStep) (hidden []float32, tokens []int, err 
 		if want := (q.Len + s.cache.BlockSize() - 1) / s.cache.BlockSize(); len(q.Blocks) != want {
 			return nil, nil, fmt.Errorf("stage: sequence %d has %d blocks for %d tokens", i, len(q.Blocks), q.Len)
 		}
-		for _, b := range q.Blocks {
+		bs := s.cache.BlockSize()
+		for j, b := range q.Blocks {
 			if b < 0 || b >= s.cache.NumBlocks() {
 				return nil, nil, fmt.Errorf("stage: sequence %d names block %d of %d", i, b, s.cache.NumBlocks())
 			}
+			if j*bs < q.Len-q.New && !s.written[b] { // holds positions the step reads
+				return nil, nil, fmt.Errorf("stage: sequence %d reads block %d, which this session never wrote (the leader's cache outlived a session)", i, b)
+			}
+		}
+		for _, b := range q.Blocks[(q.Len-q.New)/bs:] {
+			s.written[b] = true
 		}
 		s.batch = append(s.batch, model.Seq{Table: s.cache.View(q.Blocks, q.Len), Tokens: s.zeros[:q.New]})
 	}

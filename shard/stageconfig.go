@@ -33,7 +33,7 @@ var (
 )
 
 // stageProtocol is the minor revision of kvmesh.v1's Stage service this package speaks.
-const stageProtocol = 1
+const stageProtocol = 2
 
 // StageServerConfig configures a StageServer. Zero values take the documented defaults.
 type StageServerConfig struct {
@@ -66,6 +66,15 @@ type StageServerConfig struct {
 	// HandshakeTimeout bounds a new connection's handshake, so a peer that connects and
 	// sends nothing, or garbage, is dropped. Default 10 s.
 	HandshakeTimeout time.Duration
+	// SwapPath is the bbolt file of the stage's disk tier: the K/V of its layers for the
+	// prefix blocks the leader moves to disk. Empty (the default) turns it off; the leader
+	// then recomputes what only its disk holds. The file is opened at the first Hello,
+	// under an identity naming the model, the session's KV layout and this stage's range
+	// (engine.SwapIdentity); a file of another is set aside with a log line.
+	SwapPath string
+	// SwapMaxBytes bounds the disk tier; 0 is unlimited. A full tier refuses new blocks,
+	// which the leader then recomputes.
+	SwapMaxBytes int64
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -91,8 +100,8 @@ func (c *StageServerConfig) validate() error {
 		return fmt.Errorf("%w: no model", ErrStageConfig)
 	case c.Range.First < 1 || c.Range.Last > c.Model.Config.Layers || c.Range.First >= c.Range.Last:
 		return fmt.Errorf("%w: stage range %v of a %d-layer model (layer 0 is the leader's)", ErrStageConfig, c.Range, c.Model.Config.Layers)
-	case c.MaxKVBytes < 0 || c.MaxTokens < 0:
-		return fmt.Errorf("%w: negative MaxKVBytes or MaxTokens", ErrStageConfig)
+	case c.MaxKVBytes < 0 || c.MaxTokens < 0 || c.SwapMaxBytes < 0:
+		return fmt.Errorf("%w: negative MaxKVBytes, MaxTokens or SwapMaxBytes", ErrStageConfig)
 	case c.HelloTimeout < 0 || c.PingInterval < 0 || c.PingTimeout < 0 || c.HandshakeTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrStageConfig)
 	}

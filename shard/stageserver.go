@@ -46,10 +46,13 @@ type StageServer struct {
 	creds    grpc.DialOption // for the next stage
 	ownsPool bool
 
-	mu      sync.Mutex                  // protects sess, conns and stopped
+	mu      sync.Mutex                  // protects sess, conns, stopped and disk
 	sess    *session                    // the current session, nil before the first Hello
 	conns   map[string]*grpc.ClientConn // connections to next stages, by address
 	stopped bool                        // Stop was called: no more sessions
+	disk    *stageDisk                  // the disk tier of the last Hello's layout; nil: none
+
+	diskMu sync.Mutex // serialises opening and closing disk (taken before mu, never inside it)
 
 	testDelay time.Duration // test seam: every step takes this much longer
 }
@@ -138,6 +141,17 @@ func (s *StageServer) Stop() {
 	for _, c := range conns {
 		c.Close()
 	}
+	s.diskMu.Lock()
+	s.mu.Lock()
+	disk := s.disk
+	s.disk = nil
+	s.mu.Unlock()
+	if disk != nil {
+		if err := disk.close(); err != nil {
+			s.cfg.Logger.Warn("closing the stage disk tier", "err", err)
+		}
+	}
+	s.diskMu.Unlock()
 	if s.ownsPool {
 		s.ownsPool = false
 		s.cfg.Pool.Close()
@@ -193,8 +207,9 @@ func (s *StageServer) Hello(ctx context.Context, in *pb.HelloRequest) (*pb.Hello
 	if stopped { // the pool may be closed
 		return nil, status.Error(codes.Unavailable, fmt.Sprintf("stage %v: stopped", r))
 	}
+	disk := s.openDisk(ctx, kv, int(in.BlockSize))
 	runner, err := NewRunner(RunnerConfig{Model: m, Range: r, BlockSize: int(in.BlockSize), NumBlocks: int(in.NumBlocks),
-		KVDType: kv, MaxTokens: int(in.MaxTokens), Pool: s.cfg.Pool})
+		KVDType: kv, MaxTokens: int(in.MaxTokens), Pool: s.cfg.Pool, disk: disk})
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -392,6 +407,10 @@ func (s *StageServer) run(sess *session, req *pb.StepRequest, use func(hidden []
 		time.Sleep(s.testDelay) // a slow model
 	}
 	sess.busy.Store(false)
+	if errors.Is(err, errDiskLoad) {
+		s.cfg.Logger.Error("stage failed a step: a block it holds on disk did not load", "range", s.cfg.Range.String(), "step", req.Id, "err", err)
+		return status.Error(codes.DataLoss, fmt.Sprintf("stage %v: step %d: %v", s.cfg.Range, req.Id, err))
+	}
 	if err != nil {
 		return status.Error(codes.InvalidArgument, fmt.Sprintf("stage %v: step %d: %v", s.cfg.Range, req.Id, err))
 	}
@@ -438,7 +457,7 @@ func (s *StageServer) middleSteps(ctx context.Context, sess *session, first *pb.
 			err := s.run(sess, req, func(hidden []float32, _ []int) error {
 				out := &sess.out // the request as it came, with this stage's hidden states
 				out.Id, out.Epoch, out.Lens, out.News, out.Blocks = req.Id, req.Epoch, req.Lens, req.News, req.Blocks
-				out.Copies, out.Samples = req.Copies, req.Samples
+				out.Copies, out.Samples, out.Disk = req.Copies, req.Samples, req.Disk
 				out.Hidden = appendFloats(out.Hidden[:0], hidden)
 				return down.Send(out)
 			})

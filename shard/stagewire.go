@@ -27,6 +27,13 @@ func encodeStep(req *pb.StepRequest, id, epoch uint64, st *engine.StageStep, hid
 	for _, c := range st.Copies {
 		req.Copies = append(req.Copies, int32(c.Dst), int32(c.Src))
 	}
+	for len(req.Disk) < len(st.Disk) {
+		req.Disk = append(req.Disk, new(pb.DiskOp))
+	}
+	req.Disk = req.Disk[:len(st.Disk)]
+	for i, op := range st.Disk {
+		*req.Disk[i] = pb.DiskOp{Load: op.Load, Block: int32(op.Block), Key: append(req.Disk[i].Key[:0], op.Key[:]...), At: int32(op.At)}
+	}
 	req.Hidden = appendFloats(req.Hidden[:0], hidden)
 	for len(req.Samples) < len(st.Samples) {
 		req.Samples = append(req.Samples, new(pb.StageSample))
@@ -61,7 +68,7 @@ func (d *stepDecoder) decode(req *pb.StepRequest) (*engine.StageStep, error) {
 		return nil, fmt.Errorf("step %d: odd copies list (%d ids)", req.Id, len(req.Copies))
 	}
 	st := &d.step
-	st.Seqs, st.Copies, st.Samples = st.Seqs[:0], st.Copies[:0], st.Samples[:0]
+	st.Seqs, st.Copies, st.Disk, st.Samples = st.Seqs[:0], st.Copies[:0], st.Disk[:0], st.Samples[:0]
 	tokens, nblocks := 0, 0
 	for i, l := range req.Lens {
 		n := req.News[i]
@@ -95,6 +102,12 @@ func (d *stepDecoder) decode(req *pb.StepRequest) (*engine.StageStep, error) {
 	}
 	for k := 0; k < len(req.Copies); k += 2 {
 		st.Copies = append(st.Copies, blocks.Copy{Dst: int(req.Copies[k]), Src: int(req.Copies[k+1])})
+	}
+	for _, op := range req.Disk {
+		if len(op.Key) != len(blocks.BlockHash{}) {
+			return nil, fmt.Errorf("step %d: disk move with a key of %d bytes", req.Id, len(op.Key))
+		}
+		st.Disk = append(st.Disk, engine.DiskOp{Load: op.Load, Block: int(op.Block), Key: blocks.BlockHash(op.Key), At: int(op.At)})
 	}
 	st.Hidden = decodeFloats(d.hidden[:tokens*d.dim], req.Hidden)
 	for _, sp := range req.Samples {
