@@ -46,6 +46,9 @@ type Status struct {
 	// PrefixQueried and PrefixHit count the prompt tokens looked up in the prefix cache
 	// since the leader started, and those found, as engine.Stats does.
 	PrefixQueried, PrefixHit int64
+	// SwapBytesOut and SwapBytesIn count the bytes the leader's disk tier moved, as
+	// engine.Stats does.
+	SwapBytesOut, SwapBytesIn int64
 }
 
 // Dial connects to the leader at addr (host:port) and checks it with a Status call, so
@@ -117,6 +120,8 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 
 		PrefixQueried: int64(r.PrefixQueriedTokens),
 		PrefixHit:     int64(r.PrefixHitTokens),
+		SwapBytesOut:  int64(r.SwapBytesOut),
+		SwapBytesIn:   int64(r.SwapBytesIn),
 	}, nil
 }
 

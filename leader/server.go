@@ -168,6 +168,8 @@ func (s *Server) Status(context.Context, *pb.StatusRequest) (*pb.StatusReply, er
 
 		PrefixQueriedTokens: uint64(st.PrefixQueried),
 		PrefixHitTokens:     uint64(st.PrefixHit),
+		SwapBytesOut:        uint64(st.SwapBytesOut),
+		SwapBytesIn:         uint64(st.SwapBytesIn),
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/shard"
 )
@@ -28,7 +29,10 @@ type downstream struct {
 	sent []*shard.StageClient // the client of each step in flight, oldest first (the engine's loop only)
 }
 
-var _ engine.Downstream = (*downstream)(nil)
+var (
+	_ engine.Downstream = (*downstream)(nil)
+	_ engine.KeyHolder  = (*downstream)(nil)
+)
 
 // sync points the downstream at the chain of addrs (nil: incomplete) and reports whether
 // a session through it is open. It dials outside the lock, so a Step in progress never
@@ -95,6 +99,17 @@ func (d *downstream) Recv(ctx context.Context) ([]int, error) {
 		d.sent = d.sent[:0] // the session ended with every step in it
 	}
 	return tokens, err
+}
+
+// Have asks the current session's stages which disk-held keys they hold.
+func (d *downstream) Have(ctx context.Context, keys []blocks.BlockHash) (int, error) {
+	d.mu.Lock()
+	c := d.client
+	d.mu.Unlock()
+	if c == nil {
+		return 0, errNoPipeline
+	}
+	return c.Have(ctx, keys)
 }
 
 func (d *downstream) close() {

@@ -71,7 +71,9 @@ type Config struct {
 	NATSURL string
 	// NATS authenticates to NATSURL.
 	NATS kvindex.ClientConfig
-	// Engine configures a leader's engine (block size, KV memory, limits).
+	// Engine configures a leader's engine (block size, KV memory, limits). Its SwapPath
+	// and SwapMaxBytes are the node's disk tier whatever its role: a later stage keeps
+	// the K/V of its own layers there (shard.StageServerConfig.SwapPath).
 	Engine engine.Config
 	// TLS secures gRPC (mutual TLS when CAFile is set): the node's own server, and a
 	// leader's connections to its stages. Default: off.
@@ -304,6 +306,7 @@ func (n *Node) place(ctx context.Context) error {
 func (n *Node) startStage() error {
 	sc := shard.DefaultStageServerConfig()
 	sc.Model, sc.Range, sc.Logger = n.model, n.rng, n.cfg.Logger
+	sc.SwapPath, sc.SwapMaxBytes = n.cfg.Engine.SwapPath, n.cfg.Engine.SwapMaxBytes
 	sc.TLS = shard.TLS(n.cfg.TLS)
 	var err error
 	if n.ssrv, err = shard.NewStageServer(sc); err != nil {

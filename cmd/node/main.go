@@ -3,7 +3,7 @@
 //
 //	node --id worker-1 --model models/stories260K.bin --layers 0:3 --pipeline p0 \
 //	     --grpc 127.0.0.1:9001 --gossip 127.0.0.1:7947 --seeds 127.0.0.1:7946 \
-//	     --nats nats://127.0.0.1:4222
+//	     --nats nats://127.0.0.1:4222 --swap /var/lib/kvmesh/worker-1.swap
 //
 // Without --layers the cluster's placement chooses the range: the gap a dead worker left,
 // or a new pipeline, sized by the memory every worker offers (--memory, gossiped). It
@@ -47,6 +47,10 @@ func run() error {
 	memMiB := flag.Int64("memory", 0, "memory this worker offers for weights and KV cache, in MiB; placement balances layers by it (0: --kv-memory plus the weights of --layers, or of the whole model)")
 	blockSize := flag.Int("block-size", 16, "tokens per KV block")
 	batch := flag.Int("max-batch-tokens", 256, "token budget of one step")
+	swapPath := flag.String("swap", "", "bbolt `file` of the disk tier for this node's layers (empty: none)")
+	swapHigh := flag.Float64("swap-high", 0.9, "a leader moves cold cached blocks to disk past this fraction of its KV memory")
+	swapLow := flag.Float64("swap-low", 0.7, "... until usage is under this fraction")
+	swapMiB := flag.Int64("swap-max", 0, "disk tier size bound in MiB (0: unbounded); a full tier degrades to recomputing")
 	shared := nodeflags.Register(flag.CommandLine, "127.0.0.1:0")
 	flag.Parse()
 	if *id == "" {
@@ -62,8 +66,9 @@ func run() error {
 	n, err := node.Start(ctx, node.Config{
 		ID: *id, Model: *modelPath, Range: *layers, Pipeline: *pipeline, GRPCAddr: *grpcAddr, Memory: *memMiB << 20,
 		Gossip: gc, NATSURL: *natsURL, NATS: shared.NATS(), Logger: logger,
-		TLS:    shared.TLS(),
-		Engine: engine.Config{KVMemory: *kvMiB << 20, BlockSize: *blockSize, MaxBatchTokens: *batch},
+		TLS: shared.TLS(),
+		Engine: engine.Config{KVMemory: *kvMiB << 20, BlockSize: *blockSize, MaxBatchTokens: *batch,
+			SwapPath: *swapPath, SwapHigh: *swapHigh, SwapLow: *swapLow, SwapMaxBytes: *swapMiB << 20},
 	})
 	if err != nil {
 		return err
