@@ -11,7 +11,8 @@
 #   scripts/cluster.sh start ID        start worker ID again, without a layer range
 #   scripts/cluster.sh down            stop everything
 #
-# Logs, pids and the binaries live in $KVMESH_CLUSTER_DIR (default .cluster/).
+# Logs, pids, the workers' swap files (the disk tier of their layers, ID.swap) and the
+# binaries live in $KVMESH_CLUSTER_DIR (default .cluster/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${KVMESH_CLUSTER_DIR:-.cluster}
@@ -36,7 +37,7 @@ start_worker() { # id [range pipeline]
   local id=$1 args=()
   [ $# -ge 3 ] && args=(--layers "$2" --pipeline "$3")
   "$dir/bin/node" --id "$id" --model "$model" --seeds "$(router_field gossip)" --nats "$(router_field nats)" \
-    "${args[@]}" >"$dir/$id.out" 2>"$dir/$id.log" &
+    --swap "$dir/$id.swap" "${args[@]}" >"$dir/$id.out" 2>"$dir/$id.log" &
   echo $! >"$dir/$id.pid"
 }
 
