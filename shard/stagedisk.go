@@ -219,8 +219,15 @@ func (s *StageServer) openDisk(ctx context.Context, kv blocks.DType, bs int) *st
 		return nil
 	}
 	s.mu.Lock()
-	s.disk = d
+	stopped := s.stopped
+	if !stopped {
+		s.disk = d
+	}
 	s.mu.Unlock()
+	if stopped { // Stop ran meanwhile: it closed what it found, so close this one
+		d.close()
+		return nil
+	}
 	return d
 }
 

@@ -38,6 +38,11 @@ import (
 // may be in flight along the chain. Any error ends the stream, and the session with it.
 //
 // The server holds one session at a time, the one of the pipeline it belongs to.
+//
+// With StageServerConfig.SwapPath it also keeps the disk tier of its layers
+// (stagedisk.go): opened at the first Hello, kept across sessions of the same KV layout;
+// every step's disk moves are repeated before its copies and compute, and Have answers
+// the leader (and the previous stage) from it.
 type StageServer struct {
 	pb.UnimplementedStageServer
 	cfg      StageServerConfig
