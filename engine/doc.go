@@ -34,7 +34,8 @@
 // A pipeline leader (Config.Downstream) runs steps 1-3 and 5-6 for the whole pipeline:
 // every stage mirrors its block ids. Each StageStep carries the copy-on-write copies and
 // the disk moves (DiskOp) made since the previous one, in the leader's order, so that
-// stages repeat them before the step. The leader loads a prefix block from its disk only
+// stages repeat them before the step; a leader about to idle sends its last moves in a
+// step of no sequences. The leader loads a prefix block from its disk only
 // when every stage confirmed it holds it too (KeyHolder, asked while prefetching at
 // intake); the rest is recomputed (stagedisk.go).
 //

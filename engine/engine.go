@@ -65,6 +65,7 @@ type Stats struct {
 	PrefixQueried, PrefixHit  int64 // prompt tokens looked up, and found cached
 	Preemptions               int64
 	SwapBytesOut, SwapBytesIn int64
+	SwapBlocks                int // cached prefix blocks the disk tier holds
 	Steps                     int64
 }
 
@@ -273,6 +274,7 @@ func (e *Engine) loop() {
 		stop, abort := e.intake()
 		e.reap(abort)
 		if e.sc.idle() && len(e.flights) == 0 {
+			e.flushStageOps()
 			e.publish()
 			if stop {
 				return

@@ -80,6 +80,26 @@ func (e *Engine) takeStageOps(copies []blocks.Copy, disk []DiskOp) ([]blocks.Cop
 	return e.cache.TakeCopies(copies), disk
 }
 
+// flushStageOps sends the disk moves made since the last step to the stages in a step of
+// no sequences, when the loop is about to idle with no step in flight: a prompt that arrives next, or a restart,
+// then finds the stages holding what the leader's disk holds. A failed send ends the
+// session like a failed step, so the memory prefix cache is forgotten with it.
+func (e *Engine) flushStageOps() {
+	if e.cfg.Downstream == nil || e.tier == nil || len(e.tier.ops) == 0 {
+		return
+	}
+	st := &StageStep{}
+	st.Copies, st.Disk = e.takeStageOps(nil, nil)
+	err := e.cfg.Downstream.Send(context.Background(), st)
+	if err == nil {
+		_, err = e.cfg.Downstream.Recv(context.Background()) // no step is in flight: this is its reply
+	}
+	if err != nil {
+		e.cfg.Logger.Warn("sending disk moves to the stages failed; they will recompute those blocks", "moves", len(st.Disk), "err", err)
+		e.forgetPrefixes()
+	}
+}
+
 // confirm cuts keys, a prompt's prefix blocks that only the leader's disk holds, to those
 // every stage holds too. Without stages it returns keys unchanged.
 func (t *tier) confirm(keys []swap.Key) []swap.Key {

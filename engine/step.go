@@ -255,7 +255,7 @@ func (e *Engine) publish() {
 		Preemptions:   sc.preemptions,
 	}
 	if e.tier != nil {
-		st.SwapBytesOut, st.SwapBytesIn = e.tier.bytesOut, e.tier.bytesIn
+		st.SwapBytesOut, st.SwapBytesIn, st.SwapBlocks = e.tier.bytesOut, e.tier.bytesIn, len(e.tier.onDisk)
 	}
 	e.mu.Lock()
 	st.Steps = e.stats.Steps + 1

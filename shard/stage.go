@@ -95,11 +95,16 @@ func (s *Runner) Last() bool { return s.last }
 func (s *Runner) Close() { s.runner.Close() }
 
 // Run runs one step. A middle stage returns the hidden states (tokens, dim) for the next
-// stage; the last returns the sampled token of every sample spec. Both results are valid
+// stage; the last returns the sampled token of every sample spec. A step of no sequences
+// only carries moves, and returns nothing. Both results are valid
 // until the next call.
 func (s *Runner) Run(st *engine.StageStep) (hidden []float32, tokens []int, err error) {
 	if err := s.moves(st); err != nil {
 		return nil, nil, err
+	}
+	if len(st.Seqs) == 0 { // the leader's moves only, sent as it idles
+		s.tokens = s.tokens[:0]
+		return nil, s.tokens, nil
 	}
 	s.batch = s.batch[:0]
 	for i, q := range st.Seqs {

@@ -125,6 +125,26 @@ func (p *diskPipeline) run(cases []refCase) (failed int) {
 	return failed
 }
 
+// waitStagesHold waits until the idle leader has sent its last moves: every stage holds
+// as many blocks on disk as the leader.
+func (p *diskPipeline) waitStagesHold() {
+	p.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		want, ok := p.e.Stats().SwapBlocks, true
+		for _, ds := range p.diskStats() {
+			ok = ok && ds.Blocks == want
+		}
+		if ok && want > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("the leader holds %d blocks on disk, the stages %+v", want, p.diskStats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // diskStats is the stages' disk counters, in range order.
 func (p *diskPipeline) diskStats() []DiskStats {
 	var out []DiskStats
@@ -159,6 +179,7 @@ func TestStageDiskMatchesReference(t *testing.T) {
 		if n := p.run(cases); n > 0 {
 			t.Fatalf("round %d: %d requests failed", round, n)
 		}
+		p.waitStagesHold()
 	}
 	st := p.e.Stats()
 	t.Logf("leader: %d bytes out, %d in, %d of %d prompt tokens hit; stages: %+v", st.SwapBytesOut, st.SwapBytesIn, st.PrefixHit, st.PrefixQueried, p.diskStats())
@@ -179,7 +200,7 @@ func TestStageDiskWarmRestart(t *testing.T) {
 	p.start()
 	cases := longCases(t)
 	p.run(cases)
-	p.run(cases[:1]) // one more step carries the last step's moves to the stages
+	p.waitStagesHold()
 	p.stop()
 	p.start()
 	if n := p.run(cases); n > 0 {
@@ -213,7 +234,6 @@ func TestStageDiskMissing(t *testing.T) {
 			p.start()
 			cases := longCases(t)
 			p.run(cases)
-			p.run(cases[:1])
 			p.stop()
 			tt.after(p)
 			p.start()
@@ -270,7 +290,7 @@ func TestStageDiskCorruptBlock(t *testing.T) {
 	p.start()
 	cases := longCases(t)
 	p.run(cases)
-	p.run(cases[:1])
+	p.waitStagesHold()
 	p.stop()
 	last := p.paths[Range{3, 5}]
 	db, err := bolt.Open(last, 0o600, &bolt.Options{Timeout: time.Second})

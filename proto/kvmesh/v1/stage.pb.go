@@ -236,7 +236,8 @@ func (x *HelloReply) GetModelLayers() uint32 {
 // Sequence i of the batch has lens[i] tokens in all (after the step) and runs the last
 // news[i] of them; its block table is the next ceil(lens[i] / block_size) ids of blocks,
 // taken in order sequence by sequence. Its rows of hidden are consecutive and in batch
-// order, so hidden holds sum(news) rows.
+// order, so hidden holds sum(news) rows. A step of no sequences carries only disk moves
+// (a leader about to idle sends them so); the last stage replies with no tokens.
 type StepRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id names the step within the session; the reply repeats it. The leader counts up
