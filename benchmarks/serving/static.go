@@ -77,6 +77,13 @@ type StaticResult struct {
 	// from its step count, which also counts idle snapshots; static batching's exact).
 	EngineBatch float64 `json:"engine_mean_batch"`
 	StaticBatch float64 `json:"static_mean_batch"`
+	// OutputMean and OutputMax are the mean and the longest output in tokens; Stopped
+	// counts the requests that ended before max_tokens and the context's end (at BOS or a
+	// stop token). They describe the workload: maximum-length reservation wastes what
+	// outputs leave of max_tokens.
+	OutputMean float64 `json:"output_mean"`
+	OutputMax  int     `json:"output_max"`
+	Stopped    int     `json:"stopped_early"`
 	// Preemptions is the number of sequences the engine preempted for lack of blocks.
 	Preemptions int64 `json:"engine_preemptions"`
 	// OutputsDiffer counts requests whose tokens differ between the two. Both sample as a
@@ -135,6 +142,13 @@ func Static(ctx context.Context, m *model.Model, cfg StaticConfig) (StaticResult
 			res.OutputsDiffer++
 		}
 	}
+	for i, toks := range static.tokens {
+		res.OutputMax = max(res.OutputMax, len(toks))
+		if len(toks) < reqs[i].MaxTokens && len(reqs[i].Prompt)+len(toks) < m.Config.SeqLen {
+			res.Stopped++
+		}
+	}
+	res.OutputMean = float64(countTokens(static.tokens)) / float64(len(reqs))
 	if res.Static.RequestsS > 0 {
 		res.Ratio = res.Engine.RequestsS / res.Static.RequestsS
 		res.TokensRatio = res.Engine.TokensS / res.Static.TokensS
@@ -202,7 +216,8 @@ type staticMember struct {
 // reservation, so the next batch starts only when the whole batch is done. The cache has
 // numBlocks blocks, enough for batch reservations of the longest sequence, so a batch
 // never runs out. Sampling is the engine's: the k-th token of a request is drawn with
-// Sample(logits, params, k), and BOS or max_tokens or the context's end finishes it.
+// Sample(logits, params, k), and BOS, a stop token, max_tokens or the context's end
+// finishes it.
 func staticBatching(ctx context.Context, m *model.Model, reqs []engine.Request, batch, numBlocks, bs, threads int) (staticRun, error) {
 	var sr staticRun
 	bc := blocks.DefaultConfig()
@@ -263,7 +278,7 @@ func staticBatching(ctx context.Context, m *model.Model, reqs []engine.Request, 
 			for i, mb := range running {
 				k := len(mb.tokens) - len(mb.req.Prompt)
 				tok := smp.Sample(logits[i*vocab:(i+1)*vocab], mb.req.Sampling, k)
-				if tok == bos {
+				if tok == bos || slices.Contains(mb.req.StopTokens, tok) {
 					mb.done = true
 					continue
 				}

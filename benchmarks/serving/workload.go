@@ -3,6 +3,7 @@ package serving
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/kvmesh/kvmesh/engine"
 	"github.com/kvmesh/kvmesh/model/sample"
@@ -13,7 +14,8 @@ const bos = 1
 
 // Mix is a workload of independent requests whose prompt lengths and max_tokens are drawn
 // uniformly from their ranges. Prompts are BOS then pseudo-random token ids; request i
-// samples with seed Seed+i, so its tokens (and where it stops, at BOS) are fixed.
+// samples with seed Seed+i, so its tokens (and where it stops, at BOS or a stop token) are
+// fixed.
 type Mix struct {
 	// Requests is the number of requests. Default 128.
 	Requests int
@@ -24,6 +26,14 @@ type Mix struct {
 	MaxTokensMin, MaxTokensMax int
 	// Temperature and TopP are every request's sampling. Defaults 1.0 and 0.9 (run.c's).
 	Temperature, TopP float32
+	// StopMeanMin and StopMeanMax, when StopMeanMax > 0, give every request stop tokens
+	// (Request.StopTokens, what the API's stop sequences become): request i draws L
+	// uniformly from StopMeanMin..StopMeanMax and stops at any of ⌈(vocab−2)/L⌉ distinct
+	// ids drawn from [2, vocab). On a model whose next-token distribution is nearly flat (a
+	// synthetic checkpoint, which never emits BOS) its output then ends after about L
+	// tokens, geometrically distributed, or at max_tokens: a stand-in for the end of text a
+	// trained model emits. Default 0: no stop tokens.
+	StopMeanMin, StopMeanMax int
 	// Seed seeds the lengths and the prompts. Default 1.
 	Seed uint64
 }
@@ -65,6 +75,8 @@ func (m *Mix) validate(seqLen int) error {
 		return fmt.Errorf("%w: prompt lengths %d..%d", ErrConfig, m.PromptMin, m.PromptMax)
 	case m.MaxTokensMin < 1 || m.MaxTokensMax < m.MaxTokensMin:
 		return fmt.Errorf("%w: max_tokens %d..%d", ErrConfig, m.MaxTokensMin, m.MaxTokensMax)
+	case m.StopMeanMax > 0 && (m.StopMeanMin < 1 || m.StopMeanMax < m.StopMeanMin):
+		return fmt.Errorf("%w: stop means %d..%d", ErrConfig, m.StopMeanMin, m.StopMeanMax)
 	case m.PromptMax+m.MaxTokensMax > seqLen:
 		return fmt.Errorf("%w: prompts of up to %d tokens plus %d new tokens pass the context of %d",
 			ErrConfig, m.PromptMax, m.MaxTokensMax, seqLen)
@@ -87,8 +99,27 @@ func (m Mix) build(vocab int) []engine.Request {
 			MaxTokens: m.MaxTokensMin + rng.IntN(m.MaxTokensMax-m.MaxTokensMin+1),
 			Sampling:  sample.Params{Temperature: m.Temperature, TopP: m.TopP, Seed: m.Seed + uint64(i)},
 		}
+		if m.StopMeanMax > 0 {
+			mean := m.StopMeanMin + rng.IntN(m.StopMeanMax-m.StopMeanMin+1)
+			reqs[i].StopTokens = stopTokens(rng, (vocab-2+mean-1)/mean, vocab)
+		}
 	}
 	return reqs
+}
+
+// stopTokens is n distinct ids drawn from [2, vocab), sorted.
+func stopTokens(rng *rand.Rand, n, vocab int) []int {
+	n = min(n, vocab-2)
+	ids := make([]int, 0, n)
+	seen := make(map[int]bool, n)
+	for len(ids) < n {
+		if id := 2 + rng.IntN(vocab-2); !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // randomPrompt is BOS and n-1 token ids drawn from [2, vocab).
