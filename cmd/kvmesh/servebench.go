@@ -67,8 +67,8 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quick := fs.Bool("quick", false, "small workloads, all on --model (well under a minute; figures are not comparable with a full run)")
 	modelPath := fs.String("model", "models/stories260K.bin", "small checkpoint `file`: waste and static (and everything with --quick)")
-	staticPreset := fs.String("static-preset", "llama2c-15m", "synthetic preset of a second static-batching run (empty: none)")
-	staticBatch := fs.Int("static-batch", 8, "KV budget of the static-batching comparison, in max-length reservations (the static batch size)")
+	staticPreset := fs.String("static-preset", "llama2c-42m", "synthetic preset of a second static-batching run, with stop tokens (empty: none)")
+	staticBatch := fs.Int("static-batch", 0, "KV budget of the static-batching comparison, in max-length reservations (the static batch size; 0: 3, or 8 with --quick)")
 	bigPreset := fs.String("big-preset", "llama2c-42m", "synthetic preset with a context of at least 1024 for ttft and swap")
 	cacheDir := fs.String("cache-dir", filepath.Join(os.TempDir(), "kvmesh-bench"), "`dir` for synthetic checkpoints (shared with kvmesh bench)")
 	threads := fs.Int("threads", 0, "kernel threads (0: one per core)")
@@ -85,6 +85,15 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 		*repeat = 2
 		if *quick {
 			*repeat = 1
+		}
+	}
+	if *staticBatch <= 0 {
+		// Three reservations: a budget where KV memory, not compute, bounds the engine's
+		// batch on two cores (docs/benchmarks-serving.md says why). --quick's short mix
+		// needs 8 to hold one context.
+		*staticBatch = 3
+		if *quick {
+			*staticBatch = 8
 		}
 	}
 	want := map[string]bool{}
@@ -145,26 +154,25 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if want["static"] {
 		type run struct {
 			open func() (*model.Model, string, error)
-			mix  serving.Mix
+			mix  func(seqLen int) serving.Mix // nil: serving.Mix's defaults
 		}
 		runs := []run{{open: small}}
 		if *quick {
-			runs[0].mix = quickMix()
+			runs[0].mix = func(int) serving.Mix { return quickMix() }
 		} else if *staticPreset != "" {
-			// A synthetic model's distribution is nearly flat: nucleus sampling over its
-			// whole vocabulary would cost more than the forward pass, so it samples without.
-			runs = append(runs, run{
-				open: func() (*model.Model, string, error) { return synth(*staticPreset) },
-				mix:  serving.Mix{Requests: 64, PromptMin: 16, PromptMax: 64, MaxTokensMin: 16, MaxTokensMax: 192, TopP: 1},
-			})
+			runs = append(runs, run{open: func() (*model.Model, string, error) { return synth(*staticPreset) }, mix: stopMix})
 		}
 		for _, r := range runs {
 			m, name, err := r.open()
 			if err != nil {
 				return err
 			}
+			var mix serving.Mix
+			if r.mix != nil {
+				mix = r.mix(m.Config.SeqLen)
+			}
 			fmt.Fprintf(stderr, "servebench: static batching against the engine on %s\n", name)
-			res, err := serving.Static(ctx, m, serving.StaticConfig{Mix: r.mix, Batch: *staticBatch, Threads: *threads, Repeat: *repeat, BlockSize: *blockSize})
+			res, err := serving.Static(ctx, m, serving.StaticConfig{Mix: mix, Batch: *staticBatch, Threads: *threads, Repeat: *repeat, BlockSize: *blockSize})
 			if err != nil {
 				return err
 			}
@@ -213,6 +221,20 @@ func runServebench(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	printServebench(stdout, rep)
 	return nil
+}
+
+// stopMix is the static-batching workload of a synthetic checkpoint of context seqLen:
+// 128 requests, prompts of 16..64 tokens, max_tokens 512 (or the rest of a shorter
+// context). A synthetic model's next-token distribution is nearly flat, so nucleus
+// sampling over its whole vocabulary would cost more than the forward pass: it samples
+// with top-p off. It never emits BOS either, so every request gets stop tokens that end
+// its output after 8..128 tokens on average (geometrically distributed): outputs end well
+// before the cap, as a trained model's do (stories260K's end at BOS), and that is what
+// maximum-length reservation pays for.
+func stopMix(seqLen int) serving.Mix {
+	maxTokens := min(512, seqLen-64)
+	return serving.Mix{Requests: 128, PromptMin: 16, PromptMax: 64, MaxTokensMin: maxTokens, MaxTokensMax: maxTokens,
+		TopP: 1, StopMeanMin: 8, StopMeanMax: 128}
 }
 
 // quickMix is the small workload of --quick.
@@ -302,6 +324,8 @@ func printServebench(w io.Writer, rep serveReport) {
 			fmt.Fprintf(tw, "generated tokens/s\t%.1f\t%.1f\t%.2fx\t\t\t\n", r.Engine.TokensS, r.Static.TokensS, r.TokensRatio)
 			fmt.Fprintf(tw, "requests per CPU-second\t%.2f\t%.2f\t%.2fx\t\t\t\n", r.Engine.RequestsCPU, r.Static.RequestsCPU, r.CPURatio)
 			fmt.Fprintf(tw, "sequences per step\t%.1f\t%.1f\t\t\t\t\n", r.EngineBatch, r.StaticBatch)
+			fmt.Fprintf(tw, "output tokens (both): mean, max\t%.1f, %d\t\t\t\t\t\n", r.OutputMean, r.OutputMax)
+			fmt.Fprintf(tw, "ended before max_tokens (both)\t%d of %d\t\t\t\t\t\n", r.Stopped, r.Requests)
 			fmt.Fprintf(tw, "preemptions\t%d\t\t\t\t\t\n", r.Preemptions)
 			fmt.Fprintf(tw, "seconds (fastest of %d)\t%.2f\t%.2f\t\t\t\t\n", len(r.EngineSeconds), r.Engine.Seconds, r.Static.Seconds)
 		})
