@@ -43,6 +43,10 @@ type Config struct {
 	ModelName string
 	// HTTPAddr is the HTTP listen address. Default "127.0.0.1:8080".
 	HTTPAddr string
+	// Advertise is the host or IP others reach the HTTP API at, as gossiped. Default: the
+	// listen host, or, when that is unspecified (0.0.0.0, ::), the IP membership
+	// advertises (cluster.AdvertiseAddr).
+	Advertise string
 	// Gossip configures membership.
 	Gossip cluster.Config
 	// NATSURL is an external NATS server; empty embeds one listening on NATSListen.
@@ -162,9 +166,16 @@ func (f *Frontend) start(ctx context.Context) error {
 		gc.Logger = cfg.Logger
 	}
 	gc.Accept = cluster.SameModel(identity)
-	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleRouter, HTTPAddr: f.ln.Addr().String(), Model: identity, State: cluster.StateReady}
+	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleRouter, HTTPAddr: cluster.AdvertiseAddr(f.ln.Addr(), cfg.Advertise, ""),
+		Model: identity, State: cluster.StateReady}
 	if f.member, err = cluster.Join(ctx, gc, meta); err != nil {
 		return fmt.Errorf("frontend: joining the cluster: %w", err)
+	}
+	if self := f.member.Self(); self.HTTPAddr != cluster.AdvertiseAddr(f.ln.Addr(), cfg.Advertise, f.member.Addr()) {
+		self.HTTPAddr = cluster.AdvertiseAddr(f.ln.Addr(), cfg.Advertise, f.member.Addr())
+		if err := f.member.Update(self); err != nil {
+			return err
+		}
 	}
 
 	reg := prometheus.NewRegistry()

@@ -33,6 +33,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -65,6 +66,13 @@ type Config struct {
 	Memory int64
 	// GRPCAddr is the gRPC listen address. Default "127.0.0.1:0".
 	GRPCAddr string
+	// Advertise is the host or IP other nodes reach this node's gRPC and HTTP servers at.
+	// Default: the listen host, or, when that is unspecified (0.0.0.0, ::), the IP
+	// membership advertises (cluster.AdvertiseAddr).
+	Advertise string
+	// HTTPAddr, when set, serves GET /healthz, /readyz and /metrics there (health.go).
+	// Default "": no HTTP server.
+	HTTPAddr string
 	// Gossip configures membership (bind address, seeds, key).
 	Gossip cluster.Config
 	// NATSURL is where a leader publishes its KV events; empty publishes none.
@@ -97,6 +105,8 @@ type Node struct {
 	pipe   string
 	memMiB int // memory offered, MiB (Config.Memory rounded up)
 	ln     net.Listener
+	health *health                        // nil without Config.HTTPAddr
+	joined atomic.Pointer[cluster.Member] // member once joined, for the HTTP handlers
 
 	// A leader's parts.
 	engine *engine.Engine
@@ -136,7 +146,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, stop: make(chan struct{})}
 	var err error
+	if cfg.HTTPAddr != "" {
+		// First, so that /healthz answers while the node loads and joins.
+		if n.health, err = startHealth(cfg.HTTPAddr, n.ready, cfg.Logger); err != nil {
+			return nil, err
+		}
+		n.cfg.Engine.Registry = n.health.reg
+	}
 	if n.ck, err = ckpt.Open(cfg.Model); err != nil {
+		n.health.close()
 		return nil, err
 	}
 	if n.model, err = model.New(n.ck); err != nil {
@@ -157,12 +175,21 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
-	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleWorker, GRPCAddr: n.ln.Addr().String(), Model: identity,
-		State: cluster.StateLoading, Memory: n.memMiB}
+	meta := cluster.Meta{ID: cfg.ID, Role: cluster.RoleWorker, Model: identity, State: cluster.StateLoading, Memory: n.memMiB}
+	n.advertise(&meta, "")
 	if n.member, err = cluster.Join(ctx, gc, meta); err != nil {
 		n.close()
 		return nil, fmt.Errorf("node: joining the cluster: %w", err)
 	}
+	// An unspecified listen host advertises the IP gossip chose, known only now. The
+	// node is still loading: nobody dials it before this update.
+	self := n.member.Self()
+	n.advertise(&self, n.member.Addr())
+	if err := n.member.Update(self); err != nil {
+		n.close()
+		return nil, err
+	}
+	n.joined.Store(n.member)
 	if err := n.place(ctx); err != nil {
 		n.leave() // at once, rather than be seen loading until declared dead
 		n.close()
@@ -179,8 +206,24 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.done.Add(1)
 	go n.loop()
-	cfg.Logger.Info("node serving", "id", cfg.ID, "layers", n.rng.String(), "pipeline", n.pipe, "grpc", n.ln.Addr().String(), "gossip", n.member.Addr())
+	cfg.Logger.Info("node serving", "id", cfg.ID, "layers", n.rng.String(), "pipeline", n.pipe, "grpc", n.GRPCAddr(), "gossip", n.member.Addr())
 	return n, nil
+}
+
+// advertise sets the addresses meta gossips for the node's servers; gossip is the
+// membership address ("" before joining).
+func (n *Node) advertise(meta *cluster.Meta, gossip string) {
+	meta.GRPCAddr = cluster.AdvertiseAddr(n.ln.Addr(), n.cfg.Advertise, gossip)
+	if n.health != nil {
+		meta.HTTPAddr = cluster.AdvertiseAddr(n.health.ln.Addr(), n.cfg.Advertise, gossip)
+	}
+}
+
+// ready reports what GET /readyz answers: the layers are loaded, the node has joined,
+// and it gossips state ready (a leader: its pipeline is connected).
+func (n *Node) ready() bool {
+	m := n.joined.Load()
+	return m != nil && m.Self().State == cluster.StateReady
 }
 
 // shardModel describes the checkpoint to placement: bytes per layer and per end.
@@ -461,8 +504,17 @@ func (n *Node) Range() shard.Range { return n.rng }
 // Pipeline is the pipeline the node belongs to.
 func (n *Node) Pipeline() string { return n.pipe }
 
-// GRPCAddr is the address the node serves gRPC on.
-func (n *Node) GRPCAddr() string { return n.ln.Addr().String() }
+// GRPCAddr is the address other nodes reach the node's gRPC server at.
+func (n *Node) GRPCAddr() string { return n.member.Self().GRPCAddr }
+
+// HTTPAddr is the address the node's HTTP server (health, metrics) listens on, "" without
+// one.
+func (n *Node) HTTPAddr() string {
+	if n.health == nil {
+		return ""
+	}
+	return n.health.ln.Addr().String()
+}
 
 // Engine is a leader's engine (nil on a later stage).
 func (n *Node) Engine() *engine.Engine { return n.engine }
@@ -516,4 +568,5 @@ func (n *Node) close() {
 		n.ln.Close()
 	}
 	n.ck.Close()
+	n.health.close()
 }

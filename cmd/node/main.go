@@ -11,6 +11,11 @@
 // when the cluster refuses it: another model's checkpoint ("peer refused ... another
 // model"), or a --layers range that overlaps a live worker of its pipeline or does not
 // fit --memory ("layer range refused").
+//
+// --http ADDR serves GET /healthz (200 while the process runs), /readyz (200 once its
+// layers are loaded, it has joined and it is ready) and /metrics (Prometheus).
+// `node healthcheck [URL]` GETs URL (default http://127.0.0.1:8080/readyz) and exits 0
+// on status 200: the container healthcheck of a FROM-scratch image.
 package main
 
 import (
@@ -30,6 +35,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(nodeflags.Healthcheck(os.Args[2:]))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, err) // node's errors say "node:" themselves
 		os.Exit(1)
@@ -42,6 +50,7 @@ func run() error {
 	layers := flag.String("layers", "", "layer range first:last (empty: placement chooses)")
 	pipeline := flag.String("pipeline", "p0", "pipeline of an explicit layer range")
 	grpcAddr := flag.String("grpc", "127.0.0.1:0", "gRPC listen address")
+	httpAddr := flag.String("http", "", "HTTP listen address for /healthz, /readyz and /metrics (default: off)")
 	natsURL := flag.String("nats", "", "NATS URL for KV cache events (a leader publishes there)")
 	kvMiB := flag.Int64("kv-memory", 64, "KV cache memory in MiB")
 	memMiB := flag.Int64("memory", 0, "memory this worker offers for weights and KV cache, in MiB; placement balances layers by it (0: --kv-memory plus the weights of --layers, or of the whole model)")
@@ -65,6 +74,7 @@ func run() error {
 	defer stop()
 	n, err := node.Start(ctx, node.Config{
 		ID: *id, Model: *modelPath, Range: *layers, Pipeline: *pipeline, GRPCAddr: *grpcAddr, Memory: *memMiB << 20,
+		Advertise: shared.Advertise(), HTTPAddr: *httpAddr,
 		Gossip: gc, NATSURL: *natsURL, NATS: shared.NATS(), Logger: logger,
 		TLS: shared.TLS(),
 		Engine: engine.Config{KVMemory: *kvMiB << 20, BlockSize: *blockSize, MaxBatchTokens: *batch,

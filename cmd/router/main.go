@@ -5,6 +5,9 @@
 //	router --id router-1 --http 127.0.0.1:8080 --gossip 127.0.0.1:7946 --nats-listen 127.0.0.1:4222
 //
 // Once it serves it prints one line on stdout: url=BASE_URL gossip=ADDR nats=URL.
+//
+// `router healthcheck [URL]` GETs URL (default http://127.0.0.1:8080/readyz) and exits 0
+// on status 200: the container healthcheck of a FROM-scratch image.
 package main
 
 import (
@@ -23,6 +26,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(nodeflags.Healthcheck(os.Args[2:]))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "router:", err)
 		os.Exit(1)
@@ -49,7 +55,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	f, err := frontend.Start(ctx, frontend.Config{
-		ID: *id, Model: *modelPath, Tokenizer: *tokPath, ModelName: *name, HTTPAddr: *httpAddr,
+		ID: *id, Model: *modelPath, Tokenizer: *tokPath, ModelName: *name, HTTPAddr: *httpAddr, Advertise: shared.Advertise(),
 		Gossip: gc, NATSURL: *natsURL, NATSListen: *natsListen, RoundRobin: *roundRobin, Logger: logger,
 		TLS:  shared.TLS(),
 		NATS: shared.NATS(),

@@ -2,6 +2,9 @@ package nodeflags
 
 import (
 	"flag"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 )
 
@@ -22,5 +25,38 @@ func TestFlags(t *testing.T) {
 	}
 	if tl := f.TLS(); tl.CertFile != "c.pem" || tl.KeyFile != "k.pem" || tl.CAFile != "ca.pem" {
 		t.Errorf("TLS() = %+v", tl)
+	}
+}
+
+func TestAdvertise(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	f := Register(fs, "0.0.0.0:7946")
+	if err := fs.Parse([]string{"--advertise", "10.0.0.7"}); err != nil {
+		t.Fatal(err)
+	}
+	gc, err := f.Gossip()
+	if err != nil || gc.AdvertiseAddr != "10.0.0.7" || f.Advertise() != "10.0.0.7" {
+		t.Errorf("Gossip() = %+v, %v; Advertise() = %q", gc, err, f.Advertise())
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	var ready atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	if code := Healthcheck([]string{srv.URL}); code != 1 {
+		t.Errorf("not ready: exit %d, want 1", code)
+	}
+	ready.Store(true)
+	if code := Healthcheck([]string{srv.URL}); code != 0 {
+		t.Errorf("ready: exit %d, want 0", code)
+	}
+	srv.Close()
+	if code := Healthcheck([]string{srv.URL}); code != 1 {
+		t.Errorf("nothing listening: exit %d, want 1", code)
 	}
 }
