@@ -53,6 +53,9 @@ type Cluster struct {
 	extra  []string   // flags every process gets (TLS)
 	mu     sync.Mutex // protects procs
 	procs  map[string]*exec.Cmd
+	// workers is every worker started, by id, to restart it as it was; written by the
+	// test goroutine only.
+	workers map[string]worker
 }
 
 // worker is one worker to start: its id, and its layer range and pipeline ("" for none).
@@ -69,7 +72,7 @@ func startCluster(t *testing.T, pipelines int, workers ...worker) *Cluster {
 // startClusterWith is startCluster with flags that every process gets.
 func startClusterWith(t *testing.T, extra []string, pipelines int, workers ...worker) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, dir: t.TempDir(), extra: extra, procs: map[string]*exec.Cmd{}}
+	c := &Cluster{t: t, dir: t.TempDir(), extra: extra, procs: map[string]*exec.Cmd{}, workers: map[string]worker{}}
 	t.Cleanup(c.stopAll)
 	out := c.start("router-1", filepath.Join(bin, "router"), append([]string{"--id", "router-1",
 		"--model", "../models/stories260K.bin", "--tokenizer", "../models/tok512.bin",
@@ -113,6 +116,7 @@ func (c *Cluster) start(id, path string, args ...string) <-chan string {
 }
 
 func (c *Cluster) startWorker(w worker) {
+	c.workers[w.id] = w
 	args := []string{"--id", w.id, "--model", "../models/stories260K.bin", "--seeds", c.gossip, "--nats", c.nats}
 	if w.layers != "" {
 		args = append(args, "--layers", w.layers, "--pipeline", w.pipeline)
@@ -240,6 +244,10 @@ type stream struct {
 	chunks  int
 	err     error
 	arrived []time.Time // when each chunk arrived
+	// retryable: err is one a client is told, or can tell, to retry: no connection, a
+	// stream cut off, status 429, 502, 503 or 504, or an error event of type
+	// service_unavailable or rate_limit_exceeded.
+	retryable bool
 }
 
 // streamCompletion runs c as a streamed completion and collects its chunks; first, when
@@ -252,11 +260,15 @@ func streamCompletion(ctx context.Context, url string, c refCase, first chan<- s
 	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/completions", bytes.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return stream{err: err}
+		return stream{err: err, retryable: ctx.Err() == nil}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
+		switch resp.StatusCode {
+		case 429, 502, 503, 504:
+			return stream{err: fmt.Errorf("status %d: %s", resp.StatusCode, b), retryable: true}
+		}
 		return stream{err: fmt.Errorf("status %d: %s", resp.StatusCode, b)}
 	}
 	var s stream
@@ -272,13 +284,17 @@ func streamCompletion(ctx context.Context, url string, c refCase, first chan<- s
 			return s
 		}
 		var chunk struct {
-			Error   any `json:"error"`
+			Error *struct {
+				Type string `json:"type"`
+			} `json:"error"`
 			Choices []struct {
 				Text string `json:"text"`
 			} `json:"choices"`
 		}
 		if err := json.Unmarshal([]byte(line), &chunk); err != nil || chunk.Error != nil {
-			return stream{err: fmt.Errorf("bad chunk %q", line)}
+			s.retryable = chunk.Error != nil && (chunk.Error.Type == "service_unavailable" || chunk.Error.Type == "rate_limit_exceeded")
+			s.err = fmt.Errorf("bad chunk %q", line)
+			return s
 		}
 		for _, ch := range chunk.Choices {
 			sb.WriteString(ch.Text)
@@ -290,7 +306,8 @@ func streamCompletion(ctx context.Context, url string, c refCase, first chan<- s
 			first = nil
 		}
 	}
-	return stream{err: fmt.Errorf("stream ended without [DONE]: %v", sc.Err())}
+	s.err, s.retryable = fmt.Errorf("stream ended without [DONE]: %v", sc.Err()), ctx.Err() == nil
+	return s
 }
 
 // TestPipelinesMatchReference runs every reference case through a router and four

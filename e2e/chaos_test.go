@@ -1,0 +1,148 @@
+//go:build chaos
+
+package e2e
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The chaos suite (go test -tags chaos ./e2e -run Chaos; scripts/chaos.sh builds the
+// images and runs it): faults injected into the container cluster of
+// deploy/compose/docker-compose.yml while streaming loads run, through the docker and
+// docker-compose CLIs.
+var (
+	chaosIterations = flag.Int("chaos.iterations", 2, "iterations of every scenario")
+	chaosRequests   = flag.Int("chaos.requests", 16, "streaming requests of one iteration's load")
+	chaosOut        = flag.String("chaos.out", "", "write the figures of every scenario as JSON to this `file`")
+	chaosOnly       = flag.String("chaos.only", "", "run only the scenarios whose names contain this")
+)
+
+// composeCluster is the compose cluster (project kvmesh) as a testCluster.
+type composeCluster struct {
+	t   *testing.T
+	mu  sync.Mutex        // protects ips
+	ips map[string]string // addresses of disconnected containers on the network kvmesh
+}
+
+var _ testCluster = (*composeCluster)(nil)
+
+const composeNetwork = "kvmesh"
+
+// startCompose starts the compose cluster (the images must exist: scripts/images.sh) and
+// removes it, volumes and all, when the test ends.
+func startCompose(t *testing.T) *composeCluster {
+	t.Helper()
+	c := &composeCluster{t: t, ips: map[string]string{}}
+	compose := func(args ...string) {
+		cmd := exec.Command("../scripts/compose.sh", args...)
+		cmd.Env = append(os.Environ(), "KVMESH_SKIP_IMAGES=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("scripts/compose.sh %s: %v\n%s", args[0], err, tail(string(out), 3000))
+		}
+	}
+	compose("down")
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("../scripts/compose.sh", "logs").CombinedOutput()
+			os.MkdirAll("../.chaos", 0o755)
+			os.WriteFile("../.chaos/compose-logs.txt", out, 0o644)
+			t.Logf("the containers' logs: .chaos/compose-logs.txt")
+		}
+		compose("down")
+	})
+	compose("up")
+	return c
+}
+
+func (c *composeCluster) docker(args ...string) string {
+	c.t.Helper()
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func container(id string) string { return "kvmesh_" + id + "_1" }
+
+func (c *composeCluster) routerURLs() []string {
+	return []string{"http://127.0.0.1:8080", "http://127.0.0.1:8081"}
+}
+func (c *composeCluster) leaders() []string { return []string{"worker-1", "worker-3"} }
+func (c *composeCluster) kill(id string)    { c.docker("kill", "--signal", "KILL", container(id)) }
+func (c *composeCluster) restart(id string) { c.docker("start", container(id)) }
+func (c *composeCluster) pause(id string)   { c.docker("pause", container(id)) }
+func (c *composeCluster) unpause(id string) { c.docker("unpause", container(id)) }
+
+func (c *composeCluster) disconnect(id string) {
+	ip := c.docker("inspect", "-f", `{{(index .NetworkSettings.Networks "`+composeNetwork+`").IPAddress}}`, container(id))
+	c.mu.Lock()
+	c.ips[id] = ip
+	c.mu.Unlock()
+	c.docker("network", "disconnect", composeNetwork, container(id))
+}
+
+// reconnect joins the network again at the address the node gossips, under its service
+// name.
+func (c *composeCluster) reconnect(id string) {
+	c.mu.Lock()
+	ip := c.ips[id]
+	c.mu.Unlock()
+	c.docker("network", "connect", "--ip", ip, "--alias", id, composeNetwork, container(id))
+}
+
+// TestChaos runs every scenario against the compose cluster and writes the figures.
+func TestChaos(t *testing.T) {
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		t.Skip("docker-compose is not installed")
+	}
+	cases := loadReference(t)
+	c := startCompose(t)
+	killRouter := scenario{name: "kill-router", inject: func(tc testCluster, i int) func() {
+		c.kill("router-1")
+		return func() { c.restart("router-1") }
+	}}
+	scenarios := []scenario{faultFree, killStage(0), killStage(1), pauseWorker, disconnectWorker, killRouter}
+	var results []scenarioResult
+	for _, sc := range scenarios {
+		if !strings.Contains(sc.name, *chaosOnly) {
+			continue
+		}
+		t.Run(sc.name, func(t *testing.T) {
+			c.t = t
+			iterations := *chaosIterations
+			if sc.inject == nil {
+				iterations = 1
+			}
+			results = append(results, runScenario(t, c, sc, cases, iterations, *chaosRequests))
+		})
+		c.t = t
+	}
+	writeChaosResults(t, results)
+}
+
+// writeChaosResults writes the figures as JSON to -chaos.out (scripts/reliability.py
+// turns them into docs/reliability.md).
+func writeChaosResults(t *testing.T, results []scenarioResult) {
+	if *chaosOut == "" {
+		return
+	}
+	b, err := json.MarshalIndent(map[string]any{
+		"date": time.Now().UTC().Format(time.RFC3339), "cluster": "deploy/compose/docker-compose.yml",
+		"iterations": *chaosIterations, "requests_per_iteration": *chaosRequests, "scenarios": results,
+	}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(*chaosOut, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// scenario is one kind of fault the chaos suite injects while a load streams. inject runs
+// once every stream of the load has started; it may sleep (a pause, a partition) and undo
+// its fault itself, or return a heal that runs once the load is over (a killed node is
+// started again). Recovery is timed from the end of the fault: when inject returns, or
+// when heal starts.
+type scenario struct {
+	name   string
+	inject func(c testCluster, iteration int) (heal func())
+	// drops: the fault must take a pipeline out of routing while it lasts (a dead,
+	// frozen or unreachable worker), not leave the routers sending requests into it.
+	drops bool
+}
+
+// scenarioResult is what the iterations of one scenario measured, as the reliability
+// report shows it.
+type scenarioResult struct {
+	Name       string `json:"name"`
+	Iterations int    `json:"iterations"`
+	Requests   int    `json:"requests"`
+	Faults     int    `json:"faults"`
+	Retries    int    `json:"retries"`
+	Lost       int    `json:"lost"`
+	Differing  int    `json:"differing"`
+	// Unrouted counts the iterations in which the faulted pipeline left routing.
+	Unrouted   int     `json:"unrouted"`
+	RecoveryMS []int64 `json:"recovery_ms"`
+	MedianMS   int64   `json:"recovery_median_ms"`
+	WorstMS    int64   `json:"recovery_worst_ms"`
+}
+
+// recoveryLimit bounds the return to full capacity after a fault ends.
+const recoveryLimit = 120 * time.Second
+
+// runScenario runs iterations of sc against c, each a load of n streaming requests of
+// cases with the fault injected mid-generation; every iteration must lose no request,
+// match the reference, and return the cluster to full capacity within recoveryLimit.
+func runScenario(t *testing.T, c testCluster, sc scenario, cases []refCase, iterations, n int) scenarioResult {
+	t.Helper()
+	res := scenarioResult{Name: sc.name, Iterations: iterations}
+	waitFullCapacity(t, c, recoveryLimit)
+	for i := range iterations {
+		var heal func()
+		var faultEnd time.Time
+		stopWatch, minRouted := watchRouting(c)
+		load := runLoad(t, c.routerURLs(), cases, n, func() {
+			if sc.inject == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // into the generations
+			heal = sc.inject(c, i)
+			faultEnd = time.Now()
+			res.Faults++
+		})
+		load.check(t, sc.name)
+		if heal != nil {
+			faultEnd = time.Now()
+			heal()
+		}
+		stopWatch()
+		if *minRouted < len(c.leaders()) {
+			res.Unrouted++
+		} else if sc.drops {
+			t.Errorf("%s iteration %d: the faulted pipeline never left routing", sc.name, i+1)
+		}
+		res.Requests += load.Requests
+		res.Retries += load.Retries
+		res.Lost += load.Lost
+		res.Differing += load.Differing
+		if sc.inject == nil {
+			continue
+		}
+		waitFullCapacity(t, c, recoveryLimit-time.Since(faultEnd))
+		rec := time.Since(faultEnd)
+		res.RecoveryMS = append(res.RecoveryMS, rec.Milliseconds())
+		t.Logf("%s iteration %d: %d requests, %d retries, recovered %v after the fault ended", sc.name, i+1, load.Requests, load.Retries, rec.Round(time.Millisecond))
+	}
+	if len(res.RecoveryMS) > 0 {
+		s := slices.Sorted(slices.Values(res.RecoveryMS))
+		res.MedianMS, res.WorstMS = s[len(s)/2], s[len(s)-1]
+	}
+	return res
+}
+
+// watchRouting polls, until stop is called, how many leaders the routers that answer
+// route to, and keeps the least seen.
+func watchRouting(c testCluster) (stop func(), least *int) {
+	least = new(int)
+	*least = len(c.leaders())
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			for _, url := range c.routerURLs() {
+				if ms := members(url); ms != nil {
+					n := 0
+					for _, m := range ms {
+						if m.Routed {
+							n++
+						}
+					}
+					*least = min(*least, n)
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-finished }, least
+}
+
+// The scenarios both clusters run; victims alternate between the two pipelines.
+var (
+	faultFree = scenario{name: "fault-free"}
+
+	// killStage kills the worker at a pipeline stage (0: the leader) with SIGKILL.
+	killStage = func(stage int) scenario {
+		return scenario{name: []string{"kill-leader", "kill-last-stage"}[stage], inject: func(c testCluster, i int) func() {
+			id := pipelineWorker(i, stage)
+			c.kill(id)
+			return func() { c.restart(id) }
+		}, drops: true}
+	}
+
+	pauseWorker = scenario{name: "pause-10s", inject: func(c testCluster, i int) func() {
+		id := pipelineWorker(i, i/2%2) // leader and last stage in turn
+		c.pause(id)
+		time.Sleep(10 * time.Second)
+		c.unpause(id)
+		return nil
+	}, drops: true}
+
+	disconnectWorker = scenario{name: "disconnect-15s", inject: func(c testCluster, i int) func() {
+		id := pipelineWorker(i, i/2%2)
+		c.disconnect(id)
+		time.Sleep(15 * time.Second)
+		c.reconnect(id)
+		return nil
+	}, drops: true}
+)
+
+// pipelineWorker is the worker at stage (0 or 1) of pipeline p0 on even iterations and
+// p1 on odd ones, in the layout worker-1, worker-2 (p0), worker-3, worker-4 (p1).
+func pipelineWorker(iteration, stage int) string {
+	return []string{"worker-1", "worker-2", "worker-3", "worker-4"}[2*(iteration%2)+stage]
+}

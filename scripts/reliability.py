@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Turns the chaos suite's figures (the JSON of `go test -tags chaos ./e2e -chaos.out FILE`)
+into the reliability report, docs/reliability.md, on stdout.
+
+    python3 scripts/reliability.py .chaos/results.json "scripts/chaos.sh --short" > docs/reliability.md
+"""
+import json
+import sys
+
+WHAT = {
+    "fault-free": "no fault: the load alone, the outputs every other scenario must equal",
+    "kill-leader": "`docker kill` (SIGKILL) of a pipeline's leader (stage 0), p0 and p1 in turn, then `docker start`",
+    "kill-last-stage": "`docker kill` (SIGKILL) of a pipeline's last stage, p0 and p1 in turn, then `docker start`",
+    "pause-10s": "`docker pause` of a worker for 10 s (leader and last stage in turn), then `docker unpause`",
+    "disconnect-15s": "`docker network disconnect` of a worker for 15 s (leader and last stage in turn), then reconnected at its address",
+    "kill-router": "`docker kill` of router-1 while half the clients stream through it; they retry on router-2; then `docker start`",
+    "restart-swap": "a worker stopped and started with its swap volume: its cached prefixes serve hits again",
+    "corrupt-swap": "a worker's bbolt swap file corrupted, then the worker restarted",
+    "full-swap": "a worker whose swap volume (a small tmpfs) is full",
+}
+
+
+def seconds(ms):
+    return "-" if ms is None else "%.1f s" % (ms / 1000)
+
+
+def main():
+    src, command = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "scripts/chaos.sh --short"
+    with open(src) as f:
+        run = json.load(f)
+    rows = run["scenarios"]
+    total_lost = sum(r["lost"] for r in rows)
+    total_diff = sum(r["differing"] for r in rows)
+    out = []
+    w = out.append
+    w("# Reliability")
+    w("")
+    w("The chaos suite injects faults into the container cluster (%s: NATS, two routers, "
+      "four workers forming two pipelines of two stages of stories260K) while a load of "
+      "%d streaming requests per iteration runs, half through each router, every request "
+      "one of the llama2.c reference cases (greedy and seeded sampling)." % (run["cluster"], run["requests_per_iteration"]))
+    w("")
+    w("For every scenario it asserts: every request completes, or fails with a retryable "
+      "error (no connection, a cut stream, 429/503, an error event of type "
+      "service_unavailable) and completes on retry (at most %d attempts, on the other router "
+      "in turn); every stream's text equals the reference (no token missing or repeated, "
+      "the same output as the fault-free run); and the cluster returns to full capacity "
+      "(both routers route both pipelines, every leader's KV blocks all free again) within "
+      "120 s of the fault's end. Recovery is timed from the fault's end: the unpause, the "
+      "reconnect, or the `docker start` of a killed container (its start-up included)." % 4)
+    w("")
+    w("Run of %s, %d iteration(s) per scenario:" % (run["date"], run["iterations"]))
+    w("")
+    w("| scenario | iterations | requests | faults | retried | lost | differing | recovery median | recovery worst |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        rec = r.get("recovery_ms") or []
+        w("| %s | %d | %d | %d | %d | %d | %d | %s | %s |" % (
+            r["name"], r["iterations"], r["requests"], r["faults"], r["retries"], r["lost"], r["differing"],
+            seconds(r["recovery_median_ms"]) if rec else "-", seconds(r["recovery_worst_ms"]) if rec else "-"))
+    w("")
+    w("Requests lost over all scenarios: **%d**; outputs that differed: **%d**." % (total_lost, total_diff))
+    w("")
+    w("## Scenarios")
+    w("")
+    for r in rows:
+        w("- **%s**: %s." % (r["name"], WHAT.get(r["name"], "")))
+    w("")
+    w("## Reproduce")
+    w("")
+    w("```sh")
+    w("%s    # builds the images, runs the suite, removes the cluster; figures in .chaos/" % command)
+    w("scripts/chaos.sh --soak 20   # the long soak: 20 iterations of every scenario")
+    w("python3 scripts/reliability.py .chaos/results.json > docs/reliability.md")
+    w("```")
+    w("")
+    w("The machine: 2 shared cores, Docker 20.10, docker-compose 1.29; other builds and tests "
+      "ran at the same time, so recovery times include CPU starvation.")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
