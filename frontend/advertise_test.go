@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/url"
 	"testing"
 
 	"github.com/kvmesh/kvmesh/cluster"
@@ -29,6 +30,9 @@ func TestAdvertise(t *testing.T) {
 		host, _, _ := net.SplitHostPort(f.member.Self().HTTPAddr)
 		if host != want {
 			t.Errorf("advertise %q: gossiped HTTP host %q, want %q", tc.advertise, host, want)
+		}
+		if u, _ := url.Parse(f.URL()); u == nil || u.Hostname() != want {
+			t.Errorf("advertise %q: URL %q, want host %q", tc.advertise, f.URL(), want)
 		}
 		f.Shutdown(ctx)
 	}

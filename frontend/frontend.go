@@ -322,8 +322,9 @@ func (f *Frontend) handleCluster(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"members": out})
 }
 
-// URL is the router's HTTP base URL.
-func (f *Frontend) URL() string { return "http://" + f.ln.Addr().String() }
+// URL is the router's HTTP base URL at its advertised address (Config.Advertise), not
+// the unusable "http://[::]:8080" of a router listening on every interface.
+func (f *Frontend) URL() string { return "http://" + f.member.Self().HTTPAddr }
 
 // NATSURL is the NATS server the cluster's leaders publish to.
 func (f *Frontend) NATSURL() string { return f.natsURL }

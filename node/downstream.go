@@ -16,15 +16,33 @@ import (
 // errNoPipeline: the leader's pipeline is missing a stage.
 var errNoPipeline = errors.New("node: the pipeline is not complete")
 
+// errStagesReplaced: the stages' session was replaced since the engine's last step, so
+// the leader's prefix cache names K/V the stages no longer hold.
+var errStagesReplaced = errors.New("node: the pipeline's stages were replaced; their KV cache is empty")
+
 // downstream is a leader's engine.Downstream over the stages membership reports: it dials
 // a session when the chain is complete and re-dials when a stage is replaced.
+//
+// A new session starts every stage from an empty cache, while the engine's prefix cache
+// still holds the blocks the old stages computed: a prompt matching them would run the
+// later layers over K/V that is not there, and its output would silently differ. The
+// engine forgets its prefix cache whenever a step fails (engine.ErrPipeline), which
+// covers a stage lost mid-step; a stage replaced while the leader was idle is not seen by
+// any step, so the first Send after such a re-dial fails with errStagesReplaced instead
+// of sending, and the engine forgets then (failing the requests it holds, which the
+// router resumes).
 type downstream struct {
 	log      *slog.Logger
 	geometry shard.PipelineConfig // everything but Stages, set once the engine exists
 
-	mu     sync.Mutex // protects client and addrs; never held while dialing
+	mu     sync.Mutex // protects the fields below but sent; never held while dialing
 	client *shard.StageClient
 	addrs  []string
+	dialed bool // a session was opened before
+	// clean: the engine's prefix cache holds nothing computed by earlier sessions (no
+	// step has succeeded since the last failed one, after which the engine forgot it).
+	clean bool
+	stale bool // the session was replaced while not clean: fail the next Send
 
 	sent []*shard.StageClient // the client of each step in flight, oldest first (the engine's loop only)
 }
@@ -67,6 +85,10 @@ func (d *downstream) sync(addrs []string) bool {
 		return d.client != nil
 	}
 	d.client = c
+	if d.dialed && !d.clean {
+		d.stale = true
+	}
+	d.dialed = true
 	d.log.Info("pipeline connected", "stages", addrs)
 	return true
 }
@@ -74,22 +96,38 @@ func (d *downstream) sync(addrs []string) bool {
 // Send sends st through the current session's client.
 func (d *downstream) Send(ctx context.Context, st *engine.StageStep) error {
 	d.mu.Lock()
-	c := d.client
+	c, stale := d.client, d.stale
+	d.stale = false
 	d.mu.Unlock()
-	if c == nil {
-		return errNoPipeline
+	var err error
+	switch {
+	case c == nil:
+		err = errNoPipeline
+	case stale:
+		err = errStagesReplaced
+	default:
+		err = c.Send(ctx, st)
 	}
-	if err := c.Send(ctx, st); err != nil {
+	if err != nil {
+		d.failed()
 		return err
 	}
 	d.sent = append(d.sent, c)
 	return nil
 }
 
+// failed records that the engine forgets its prefix cache: a Send or Recv failed.
+func (d *downstream) failed() {
+	d.mu.Lock()
+	d.clean = true
+	d.mu.Unlock()
+}
+
 // Recv receives the oldest step's tokens from the client it went through, which fails if
 // the node has closed that client since (a stage was replaced).
 func (d *downstream) Recv(ctx context.Context) ([]int, error) {
 	if len(d.sent) == 0 {
+		d.failed()
 		return nil, errNoPipeline
 	}
 	c := d.sent[0]
@@ -97,8 +135,13 @@ func (d *downstream) Recv(ctx context.Context) ([]int, error) {
 	tokens, err := c.Recv(ctx)
 	if err != nil {
 		d.sent = d.sent[:0] // the session ended with every step in it
+		d.failed()
+		return nil, err
 	}
-	return tokens, err
+	d.mu.Lock()
+	d.clean = false // the prefix cache holds this session's blocks now
+	d.mu.Unlock()
+	return tokens, nil
 }
 
 // Have asks the current session's stages which disk-held keys they hold.

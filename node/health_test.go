@@ -1,15 +1,10 @@
 package node
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/kvmesh/kvmesh/cluster"
-	"github.com/kvmesh/kvmesh/internal/reftest"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -27,23 +22,7 @@ func get(t *testing.T, url string) (int, string) {
 // missing) and then that stage: /readyz follows readiness, /healthz and /metrics answer
 // throughout, and a node listening on 0.0.0.0 gossips the address membership advertises.
 func TestHealthAndAdvertise(t *testing.T) {
-	ctx := context.Background()
-	start := func(id, layers string, seeds []string) *Node {
-		gc := cluster.LocalConfig()
-		gc.Seeds = seeds
-		n, err := Start(ctx, Config{ID: id, Model: reftest.Model, Range: layers, Pipeline: "p0",
-			GRPCAddr: "0.0.0.0:0", HTTPAddr: "127.0.0.1:0", Gossip: gc, UpdateInterval: 20 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			n.Shutdown(sctx)
-		})
-		return n
-	}
-	lead := start("worker-1", "0:3", nil)
+	lead := startNode(t, "worker-1", "0:3", nil)
 	base := "http://" + lead.HTTPAddr()
 	if code, _ := get(t, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d, want 200", code)
@@ -59,21 +38,14 @@ func TestHealthAndAdvertise(t *testing.T) {
 		t.Errorf("gossiped HTTPAddr %q, want %q", self.HTTPAddr, lead.HTTPAddr())
 	}
 
-	stage := start("worker-2", "3:5", []string{lead.member.Addr()})
+	stage := startNode(t, "worker-2", "3:5", []string{lead.member.Addr()})
 	if code, _ := get(t, "http://"+stage.HTTPAddr()+"/readyz"); code != 200 {
 		t.Errorf("/readyz of a later stage = %d, want 200", code)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, "the leader's /readyz answers 200 once its stage joined", func() bool {
 		code, _ := get(t, base+"/readyz")
-		if code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz of the leader stayed %d once its stage joined", code)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return code == 200
+	})
 	_, metrics := get(t, base+"/metrics")
 	for _, want := range []string{"go_goroutines", "kvmesh_kv_blocks"} {
 		if !strings.Contains(metrics, want) {
