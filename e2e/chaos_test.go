@@ -19,7 +19,7 @@ import (
 // docker-compose CLIs.
 var (
 	chaosIterations = flag.Int("chaos.iterations", 2, "iterations of every scenario")
-	chaosRequests   = flag.Int("chaos.requests", 16, "streaming requests of one iteration's load")
+	chaosRequests   = flag.Int("chaos.requests", 32, "streaming requests of one iteration's load")
 	chaosOut        = flag.String("chaos.out", "", "write the figures of every scenario as JSON to this `file`")
 	chaosOnly       = flag.String("chaos.only", "", "run only the scenarios whose names contain this")
 )

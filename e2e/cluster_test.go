@@ -418,3 +418,18 @@ func TestMutualTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestPauseWorker freezes a pipeline's leader with SIGSTOP for 10 s while 16 streaming
+// requests run, through the same scenario the chaos suite runs against containers: no
+// request is lost, every output equals the reference, the frozen pipeline leaves routing
+// and the cluster returns to full capacity once the worker thaws.
+func TestPauseWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 10 s pause")
+	}
+	c := startCluster(t, 2,
+		worker{"worker-1", "0:3", "p0"}, worker{"worker-2", "3:5", "p0"},
+		worker{"worker-3", "0:3", "p1"}, worker{"worker-4", "3:5", "p1"})
+	r := runScenario(t, c, pauseWorker, loadReference(t), 1, 16)
+	t.Logf("%+v", r)
+}
