@@ -32,6 +32,9 @@ type member struct {
 	Pipeline string `json:"pipeline"`
 	GRPC     string `json:"grpc"`
 	Routed   bool   `json:"routed"`
+	// FreeBlocks and TotalBlocks are a leader's KV blocks (cached ones count as free).
+	FreeBlocks  int `json:"free_blocks"`
+	TotalBlocks int `json:"total_blocks"`
 }
 
 // members lists the members the router at url sees, by ID.

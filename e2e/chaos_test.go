@@ -7,8 +7,10 @@ import (
 	"flag"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -77,11 +79,29 @@ func (c *composeCluster) routerURLs() []string {
 	return []string{"http://127.0.0.1:8080", "http://127.0.0.1:8081"}
 }
 func (c *composeCluster) leaders() []string { return []string{"worker-1", "worker-3"} }
-func (c *composeCluster) kill(id string)    { c.docker("kill", "--signal", "KILL", container(id)) }
 func (c *composeCluster) restart(id string) { c.docker("start", container(id)) }
 func (c *composeCluster) pause(id string)   { c.docker("pause", container(id)) }
 func (c *composeCluster) unpause(id string) { c.docker("unpause", container(id)) }
 
+// kill sends SIGKILL to the container's process itself (what `docker kill` does, without
+// the CLI's latency: the fault lands while the streams run) and waits until Docker has
+// seen it exit.
+func (c *composeCluster) kill(id string) {
+	pid, err := strconv.Atoi(c.docker("inspect", "-f", "{{.State.Pid}}", container(id)))
+	if err != nil || pid <= 0 {
+		c.t.Fatalf("%s: no process (pid %d, %v)", id, pid, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		c.t.Fatalf("kill -9 %s (pid %d): %v", id, pid, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for c.docker("inspect", "-f", "{{.State.Running}}", container(id)) == "true" {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s still running 15 s after SIGKILL", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 func (c *composeCluster) disconnect(id string) {
 	ip := c.docker("inspect", "-f", `{{(index .NetworkSettings.Networks "`+composeNetwork+`").IPAddress}}`, container(id))
 	c.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,20 +33,9 @@ type testCluster interface {
 	leaders() []string
 }
 
-// member is one node as a router's GET /cluster shows it.
-type member struct {
-	ID          string `json:"id"`
-	Role        string `json:"role"`
-	State       string `json:"state"`
-	Layers      string `json:"layers"`
-	Pipeline    string `json:"pipeline"`
-	FreeBlocks  int    `json:"free_blocks"`
-	TotalBlocks int    `json:"total_blocks"`
-	Routed      bool   `json:"routed"`
-}
-
-// members asks the router at url for its view of the cluster (nil when it does not answer).
-func members(url string) []member {
+// view asks the router at url for its members, as members does, but answers nil when the
+// router does not answer (it may be down: the chaos suite kills routers).
+func view(url string) []member {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(url + "/cluster")
 	if err != nil {
@@ -59,25 +49,13 @@ func members(url string) []member {
 	return st.Members
 }
 
-// routedBy returns the ids of the leaders the router at url sends requests to, sorted.
-func routedBy(url string) []string {
-	var ids []string
-	for _, m := range members(url) {
-		if m.Routed {
-			ids = append(ids, m.ID)
-		}
-	}
-	sort.Strings(ids)
-	return ids
-}
-
 // atFullCapacity reports whether every router routes every leader of c and every
 // leader's KV blocks are all free again (cached blocks count as free: they are
 // evictable), and if not, why.
 func atFullCapacity(c testCluster) (bool, string) {
 	want := c.leaders()
 	for _, url := range c.routerURLs() {
-		ms := members(url)
+		ms := view(url)
 		var routed []string
 		for _, m := range ms {
 			if m.Routed {
@@ -119,6 +97,7 @@ type loadResult struct {
 	Retries   int      // attempts after a retryable error
 	Lost      int      // requests that never completed (or failed without a retryable error)
 	Differing int      // completed requests whose text differs from the reference
+	InFlight  int      // requests still streaming when the fault was injected
 	Errors    []string // the errors seen, retried or not
 }
 
@@ -136,12 +115,14 @@ func runLoad(t *testing.T, urls []string, cases []refCase, n int, fault func()) 
 	res := loadResult{Requests: n}
 	var mu sync.Mutex // protects res
 	firsts := make([]chan struct{}, n)
+	var finished atomic.Int64 // requests done, for InFlight
 	var wg sync.WaitGroup
 	for i := range n {
 		firsts[i] = make(chan struct{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer finished.Add(1)
 			rc := cases[i%len(cases)]
 			first := firsts[i]
 			for attempt := range maxAttempts {
@@ -179,6 +160,7 @@ func runLoad(t *testing.T, urls []string, cases []refCase, n int, fault func()) 
 		<-f
 	}
 	if fault != nil {
+		res.InFlight = n - int(finished.Load())
 		fault()
 	}
 	wg.Wait()

@@ -29,6 +29,8 @@ type scenarioResult struct {
 	Retries    int    `json:"retries"`
 	Lost       int    `json:"lost"`
 	Differing  int    `json:"differing"`
+	// InFlight counts the requests still streaming when their iteration's fault came.
+	InFlight int `json:"in_flight"`
 	// Unrouted counts the iterations in which the faulted pipeline left routing.
 	Unrouted   int     `json:"unrouted"`
 	RecoveryMS []int64 `json:"recovery_ms"`
@@ -74,13 +76,15 @@ func runScenario(t *testing.T, c testCluster, sc scenario, cases []refCase, iter
 		res.Retries += load.Retries
 		res.Lost += load.Lost
 		res.Differing += load.Differing
+		res.InFlight += load.InFlight
 		if sc.inject == nil {
 			continue
 		}
 		waitFullCapacity(t, c, recoveryLimit-time.Since(faultEnd))
 		rec := time.Since(faultEnd)
 		res.RecoveryMS = append(res.RecoveryMS, rec.Milliseconds())
-		t.Logf("%s iteration %d: %d requests, %d retries, recovered %v after the fault ended", sc.name, i+1, load.Requests, load.Retries, rec.Round(time.Millisecond))
+		t.Logf("%s iteration %d: %d requests (%d streaming at the fault), %d retries, recovered %v after the fault ended",
+			sc.name, i+1, load.Requests, load.InFlight, load.Retries, rec.Round(time.Millisecond))
 	}
 	if len(res.RecoveryMS) > 0 {
 		s := slices.Sorted(slices.Values(res.RecoveryMS))
@@ -100,7 +104,7 @@ func watchRouting(c testCluster) (stop func(), least *int) {
 		defer close(finished)
 		for {
 			for _, url := range c.routerURLs() {
-				if ms := members(url); ms != nil {
+				if ms := view(url); ms != nil {
 					n := 0
 					for _, m := range ms {
 						if m.Routed {

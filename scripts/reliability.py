@@ -51,12 +51,12 @@ def main():
     w("")
     w("Run of %s, %d iteration(s) per scenario:" % (run["date"], run["iterations"]))
     w("")
-    w("| scenario | iterations | requests | faults | retried | lost | differing | recovery median | recovery worst |")
-    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    w("| scenario | iterations | requests | streaming at the fault | faults | client retries | lost | differing | recovery median | recovery worst |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         rec = r.get("recovery_ms") or []
-        w("| %s | %d | %d | %d | %d | %d | %d | %s | %s |" % (
-            r["name"], r["iterations"], r["requests"], r["faults"], r["retries"], r["lost"], r["differing"],
+        w("| %s | %d | %d | %d | %d | %d | %d | %d | %s | %s |" % (
+            r["name"], r["iterations"], r["requests"], r.get("in_flight", 0), r["faults"], r["retries"], r["lost"], r["differing"],
             seconds(r["recovery_median_ms"]) if rec else "-", seconds(r["recovery_worst_ms"]) if rec else "-"))
     w("")
     w("Requests lost over all scenarios: **%d**; outputs that differed: **%d**." % (total_lost, total_diff))
