@@ -5,8 +5,11 @@ package e2e
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,29 +82,52 @@ func (c *composeCluster) routerURLs() []string {
 	return []string{"http://127.0.0.1:8080", "http://127.0.0.1:8081"}
 }
 func (c *composeCluster) leaders() []string { return []string{"worker-1", "worker-3"} }
-func (c *composeCluster) restart(id string) { c.docker("start", container(id)) }
+func (c *composeCluster) restart(id string) { c.docker("start", container(id)) } // no-op when running
 func (c *composeCluster) pause(id string)   { c.docker("pause", container(id)) }
 func (c *composeCluster) unpause(id string) { c.docker("unpause", container(id)) }
 
-// kill sends SIGKILL to the container's process itself (what `docker kill` does, without
-// the CLI's latency: the fault lands while the streams run) and waits until Docker has
-// seen it exit.
+// kill sends SIGKILL to the node's process itself, as a crash would, and waits until it
+// is gone. The process is found in /proc by its --id argument rather than through
+// `docker inspect`, whose latency (a second on a loaded machine) would let short streams
+// finish before the fault. The compose file's restart policy then starts the container
+// again, as it would after a crash; restart starts it if it has not.
 func (c *composeCluster) kill(id string) {
-	pid, err := strconv.Atoi(c.docker("inspect", "-f", "{{.State.Pid}}", container(id)))
-	if err != nil || pid <= 0 {
-		c.t.Fatalf("%s: no process (pid %d, %v)", id, pid, err)
-	}
+	pid := pidOf(c.t, id)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		c.t.Fatalf("kill -9 %s (pid %d): %v", id, pid, err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for c.docker("inspect", "-f", "{{.State.Running}}", container(id)) == "true" {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s still running 15 s after SIGKILL", id)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			return // gone, or a zombie until Docker reaps it
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s (pid %d) still alive 15 s after SIGKILL", id, pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// pidOf finds the process of the node id: the one whose arguments include --id=id.
+func pidOf(t *testing.T, id string) int {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(d + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 1 && (args[0] == "/node" || args[0] == "/router") && slices.Contains(args, "--id="+id) {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			return pid
+		}
+	}
+	t.Fatalf("no process of %s", id)
+	return 0
+}
+
 func (c *composeCluster) disconnect(id string) {
 	ip := c.docker("inspect", "-f", `{{(index .NetworkSettings.Networks "`+composeNetwork+`").IPAddress}}`, container(id))
 	c.mu.Lock()

@@ -9,11 +9,11 @@ import sys
 
 WHAT = {
     "fault-free": "no fault: the load alone, the outputs every other scenario must equal",
-    "kill-leader": "`docker kill` (SIGKILL) of a pipeline's leader (stage 0), p0 and p1 in turn, then `docker start`",
-    "kill-last-stage": "`docker kill` (SIGKILL) of a pipeline's last stage, p0 and p1 in turn, then `docker start`",
+    "kill-leader": "SIGKILL of a pipeline's leader (stage 0) process, p0 and p1 in turn; Docker restarts the container",
+    "kill-last-stage": "SIGKILL of a pipeline's last stage process, p0 and p1 in turn; Docker restarts the container",
     "pause-10s": "`docker pause` of a worker for 10 s (leader and last stage in turn), then `docker unpause`",
     "disconnect-15s": "`docker network disconnect` of a worker for 15 s (leader and last stage in turn), then reconnected at its address",
-    "kill-router": "`docker kill` of router-1 while half the clients stream through it; they retry on router-2; then `docker start`",
+    "kill-router": "SIGKILL of router-1 while half the clients stream through it; they retry on router-2; Docker restarts it",
     "restart-swap": "a worker stopped and started with its swap volume: its cached prefixes serve hits again",
     "corrupt-swap": "a worker's bbolt swap file corrupted, then the worker restarted",
     "full-swap": "a worker whose swap volume (a small tmpfs) is full",
@@ -47,7 +47,9 @@ def main():
       "the same output as the fault-free run); and the cluster returns to full capacity "
       "(both routers route both pipelines, every leader's KV blocks all free again) within "
       "120 s of the fault's end. Recovery is timed from the fault's end: the unpause, the "
-      "reconnect, or the `docker start` of a killed container (its start-up included)." % 4)
+      "reconnect, or for a kill the kill itself (the compose file's restart policy, "
+      "`unless-stopped`, starts a crashed container again at once: the restart and the "
+      "node's start-up are part of the recovery)." % 4)
     w("")
     w("Run of %s, %d iteration(s) per scenario:" % (run["date"], run["iterations"]))
     w("")
