@@ -11,8 +11,8 @@ WHAT = {
     "fault-free": "no fault: the load alone, the outputs every other scenario must equal",
     "kill-leader": "SIGKILL of a pipeline's leader (stage 0) process, p0 and p1 in turn; Docker restarts the container",
     "kill-last-stage": "SIGKILL of a pipeline's last stage process, p0 and p1 in turn; Docker restarts the container",
-    "pause-10s": "`docker pause` of a worker for 10 s (leader and last stage in turn), then `docker unpause`",
-    "disconnect-15s": "`docker network disconnect` of a worker for 15 s (leader and last stage in turn), then reconnected at its address",
+    "pause-10s": "`docker pause` of a worker for 10 s (worker-1 to worker-4 in turn: leaders and last stages), then `docker unpause`",
+    "disconnect-15s": "`docker network disconnect` of a worker for 15 s (worker-1 to worker-4 in turn), then `docker network connect` at its address",
     "kill-router": "SIGKILL of router-1 while half the clients stream through it; they retry on router-2; Docker restarts it",
     "restart-swap": "a worker stopped and started with its swap volume: its cached prefixes serve hits again",
     "corrupt-swap": "a worker's bbolt swap file corrupted, then the worker restarted",
@@ -60,6 +60,8 @@ def main():
         w("| %s | %d | %d | %d | %d | %d | %d | %d | %s | %s |" % (
             r["name"], r["iterations"], r["requests"], r.get("in_flight", 0), r["faults"], r["retries"], r["lost"], r["differing"],
             seconds(r["recovery_median_ms"]) if rec else "-", seconds(r["recovery_worst_ms"]) if rec else "-"))
+    w("")
+    w("Recovery median is the lower median of the iterations' times.")
     w("")
     w("Requests lost over all scenarios: **%d**; outputs that differed: **%d**." % (total_lost, total_diff))
     w("")
