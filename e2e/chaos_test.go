@@ -34,6 +34,8 @@ type composeCluster struct {
 	t   *testing.T
 	mu  sync.Mutex        // protects ips
 	ips map[string]string // addresses of disconnected containers on the network kvmesh
+
+	corrupted []corruption // the corrupt-swap faults so far (the test goroutine only)
 }
 
 var _ testCluster = (*composeCluster)(nil)
@@ -156,7 +158,8 @@ func TestChaos(t *testing.T) {
 		c.kill("router-1")
 		return func() { c.restart("router-1") }
 	}}
-	scenarios := []scenario{faultFree, killStage(0), killStage(1), pauseWorker, disconnectWorker, killRouter}
+	scenarios := append([]scenario{faultFree, killStage(0), killStage(1), pauseWorker, disconnectWorker, killRouter},
+		swapScenarios(c, cases)...)
 	var results []scenarioResult
 	for _, sc := range scenarios {
 		if !strings.Contains(sc.name, *chaosOnly) {

@@ -20,6 +20,9 @@ type scenario struct {
 	// drops: the fault must take a pipeline out of routing while it lasts (a dead,
 	// frozen or unreachable worker), not leave the routers sending requests into it.
 	drops bool
+	// verify, when set, checks what the scenario promises beyond the common checks, once
+	// the cluster is back at full capacity.
+	verify func(t *testing.T, c testCluster, iteration int)
 }
 
 // scenarioResult is what the iterations of one scenario measured, as the reliability
@@ -88,6 +91,9 @@ func runScenario(t *testing.T, c testCluster, sc scenario, cases []refCase, iter
 		}
 		waitFullCapacity(t, c, recoveryLimit-time.Since(faultEnd))
 		rec := time.Since(faultEnd)
+		if sc.verify != nil {
+			sc.verify(t, c, i)
+		}
 		res.RecoveryMS = append(res.RecoveryMS, rec.Milliseconds())
 		t.Logf("%s iteration %d: %d requests (%d streaming at the fault), %d retries, recovered %v after the fault ended",
 			sc.name, i+1, load.Requests, load.InFlight, load.Retries, rec.Round(time.Millisecond))
