@@ -62,6 +62,9 @@ func run() error {
 	swapMiB := flag.Int64("swap-max", 0, "disk tier size bound in MiB (0: unbounded); a full tier degrades to recomputing")
 	shared := nodeflags.Register(flag.CommandLine, "127.0.0.1:0")
 	flag.Parse()
+	if err := nodeflags.NoArgs(flag.CommandLine); err != nil {
+		return err
+	}
 	if *id == "" {
 		return fmt.Errorf("node: --id is required")
 	}

@@ -46,6 +46,9 @@ func run() error {
 	roundRobin := flag.Bool("round-robin", false, "route round robin instead of by cached prefix")
 	shared := nodeflags.Register(flag.CommandLine, "127.0.0.1:7946")
 	flag.Parse()
+	if err := nodeflags.NoArgs(flag.CommandLine); err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *id)
 
 	gc, err := shared.Gossip()

@@ -98,3 +98,14 @@ func probe(ctx context.Context, url string) error {
 	}
 	return nil
 }
+
+// NoArgs fails when fs was given arguments that are not flags: the flag package stops at
+// the first one and silently ignores every flag after it (a YAML list that splits
+// "--seeds=a,b" at its comma once turned off NATS, gossip timings and the disk tier of
+// every container this way).
+func NoArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: every setting is a flag, and the flags after it would be ignored", fs.Arg(0))
+	}
+	return nil
+}

@@ -60,3 +60,22 @@ func TestHealthcheck(t *testing.T) {
 		t.Errorf("nothing listening: exit %d, want 1", code)
 	}
 }
+
+func TestNoArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"--seeds=a,b", "--lan"}, true},
+		{[]string{"--seeds=a", "b", "--lan"}, false}, // a YAML flow list split at the comma
+	} {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		Register(fs, "127.0.0.1:0")
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := NoArgs(fs); (err == nil) != tc.ok {
+			t.Errorf("%q: NoArgs = %v, want ok %v", tc.args, err, tc.ok)
+		}
+	}
+}
