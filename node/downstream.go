@@ -116,10 +116,20 @@ func (d *downstream) Send(ctx context.Context, st *engine.StageStep) error {
 	return nil
 }
 
-// failed records that the engine forgets its prefix cache: a Send or Recv failed.
+// failed records that a Send or Recv failed, after which the engine abandons every step
+// in flight and forgets its prefix cache. The session's client goes too (the node's loop
+// dials a fresh one): steps sent through it may still be in flight there, after one on
+// an older client failed, and their replies would otherwise be taken for the engine's
+// next steps, a later step's tokens handed to other sequences. Only the engine's loop
+// calls it.
 func (d *downstream) failed() {
+	d.sent = d.sent[:0]
 	d.mu.Lock()
 	d.clean = true
+	if d.client != nil {
+		d.client.Close()
+		d.client, d.addrs = nil, nil
+	}
 	d.mu.Unlock()
 }
 
@@ -134,8 +144,7 @@ func (d *downstream) Recv(ctx context.Context) ([]int, error) {
 	d.sent = d.sent[1:]
 	tokens, err := c.Recv(ctx)
 	if err != nil {
-		d.sent = d.sent[:0] // the session ended with every step in it
-		d.failed()
+		d.failed() // the session ended with every step in it
 		return nil, err
 	}
 	d.mu.Lock()

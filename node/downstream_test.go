@@ -60,7 +60,13 @@ func TestReplacedStageWhileIdle(t *testing.T) {
 		t.Fatalf("served over the new stage's empty cache: got %v, want %v", got, c.Tokens())
 	}
 	if err != nil {
-		// The first request after the replacement ends resumably; its retry is exact.
+		// The first request after the replacement ends resumably, the session is dialed
+		// afresh, and the retry is exact.
+		waitFor(t, "the leader connected again", func() bool {
+			lead.down.mu.Lock()
+			defer lead.down.mu.Unlock()
+			return lead.down.client != nil
+		})
 		if got, err = generate(t, lead, c); err != nil || !slices.Equal(got, c.Tokens()) {
 			t.Fatalf("after the replacement: %v, %v; want %v", got, err, c.Tokens())
 		}
