@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,11 +90,14 @@ func swapScenarios(c *composeCluster, cases []refCase) []scenario {
 	leaders := c.leaders()
 	return []scenario{
 		{
-			// Both leaders restart (SIGTERM, then start) one after the other while the load
-			// runs, each on its own volume: the next load's prompts hit the prefixes their
-			// files kept, read back from disk.
+			// Prompts that continue the reference cases by 48 generated tokens (three full
+			// blocks the loads have cached) are answered once; then both leaders restart
+			// (SIGTERM, then start) one after the other while the load runs, each on its
+			// own volume. Asked again, the same prompts must be answered identically and
+			// partly from the reopened files: the leaders read bytes back from disk.
 			name: "restart-swap",
 			inject: func(_ testCluster, i int) func() {
+				c.warm = answers(c.t, c.routerURLs()[0], continued(cases))
 				for _, id := range leaders {
 					if c.metric(id, diskBlocks) == 0 {
 						c.t.Errorf("%s holds no block on disk before its restart: the scenario tests nothing", id)
@@ -110,7 +115,12 @@ func swapScenarios(c *composeCluster, cases []refCase) []scenario {
 					}
 					before += c.metric(id, swapIn)
 				}
-				runLoad(t, c.routerURLs(), cases, len(cases), nil).check(t, "restart-swap, after the restarts")
+				again := answers(t, c.routerURLs()[1], continued(cases))
+				for j, want := range c.warm {
+					if again[j] != want {
+						t.Errorf("continued prompt %d after the restarts:\n got %q\nwant %q", j, again[j], want)
+					}
+				}
 				var after float64
 				for _, id := range leaders {
 					after += c.metric(id, swapIn)
@@ -190,3 +200,42 @@ func swapScenarios(c *composeCluster, cases []refCase) []scenario {
 
 // corruption is a corrupt-swap fault: whose file, and when (for docker logs --since).
 type corruption struct{ id, since string }
+
+// continued is the reference cases with their first 48 generated tokens moved into the
+// prompt (those long enough).
+func continued(cases []refCase) []refCase {
+	var out []refCase
+	for _, rc := range cases {
+		if len(rc.GeneratedIDs) > 64 {
+			out = append(out, rc.Continued(48))
+		}
+	}
+	return out
+}
+
+// answers asks the router at url for a completion of each case's prompt ids, one after
+// the other, and returns the texts.
+func answers(t *testing.T, url string, cases []refCase) []string {
+	t.Helper()
+	out := make([]string, len(cases))
+	for i, rc := range cases {
+		body, _ := json.Marshal(map[string]any{
+			"model": "stories260K", "prompt": rc.PromptIDs, "max_tokens": rc.MaxTokens(),
+			"temperature": rc.Temperature, "top_p": rc.TopP, "seed": rc.Seed,
+		})
+		resp, err := http.Post(url+"/v1/completions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("continued prompt %d: %v", i, err)
+		}
+		var r struct {
+			Choices []struct{ Text string } `json:"choices"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || len(r.Choices) != 1 {
+			t.Fatalf("continued prompt %d: status %d, %v", i, resp.StatusCode, err)
+		}
+		out[i] = r.Choices[0].Text
+	}
+	return out
+}

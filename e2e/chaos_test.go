@@ -36,6 +36,7 @@ type composeCluster struct {
 	ips map[string]string // addresses of disconnected containers on the network kvmesh
 
 	corrupted []corruption // the corrupt-swap faults so far (the test goroutine only)
+	warm      []string     // restart-swap's answers before the restarts
 }
 
 var _ testCluster = (*composeCluster)(nil)
