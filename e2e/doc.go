@@ -22,7 +22,9 @@
 //
 // The chaos suite (go test -tags chaos ./e2e -run Chaos, or scripts/chaos.sh, which
 // builds the images first and always removes the cluster) runs every scenario against
-// the containers and writes its figures as JSON (-chaos.out); scripts/reliability.py
-// turns them into docs/reliability.md. The default run drives the process cluster through
-// the same pause scenario (TestPauseWorker).
+// the containers: kills of each stage position and of a router, a pause, a partition,
+// and the disk tiers' warm restart, corrupt file and full volume (chaos_swap_test.go). It
+// writes its figures as JSON (-chaos.out); scripts/reliability.py turns them into
+// docs/reliability.md. The default run drives the process cluster through the same pause
+// scenario (TestPauseWorker).
 package e2e
