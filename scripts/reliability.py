@@ -15,7 +15,7 @@ WHAT = {
     "disconnect-15s": "`docker network disconnect` of a worker for 15 s (worker-1 to worker-4 in turn), then `docker network connect` at its address",
     "kill-router": "SIGKILL of router-1 while half the clients stream through it; they retry on router-2; Docker restarts it",
     "restart-swap": "both leaders restarted (`docker restart`: SIGTERM, then start) one after the other during the load, each on its own swap volume; then the same prompts again must be served partly from the reopened files (the leaders' swap bytes in grow)",
-    "corrupt-swap": "a worker stopped, its bbolt swap file overwritten with garbage from the host, started again: it must log `swap: file set aside, starting a fresh one`, leave swap.db.corrupt-* in its volume, and serve",
+    "corrupt-swap": "a worker (worker-1 to worker-3 in turn) stopped, its bbolt swap file overwritten with garbage from the host, started again: it must log `swap: file set aside, starting a fresh one`, leave swap.db.corrupt-* in its volume, and serve",
     "full-swap": "worker-4's swap volume (a 4 MiB tmpfs) filled to the last byte for 5 s of load: its disk tier refuses writes, the pipeline recomputes, the container must not restart",
 }
 
