@@ -70,6 +70,17 @@ def main():
     for r in rows:
         w("- **%s**: %s." % (r["name"], WHAT.get(r["name"], "")))
     w("")
+    w("## Reading the recovery times")
+    w("")
+    w("- A partitioned worker declares the others dead and they declare it dead; once "
+      "reconnected it is merged back either by refuting its death (when it still suspects "
+      "rather than has declared the others dead) or, after a longer cut, by its rejoin loop, "
+      "which joins the seeds (the routers) every `RejoinInterval`: 30 s with `--lan`. The "
+      "worst disconnect recoveries are that loop.")
+    w("- restart-swap waits, inside the fault, until each restarted leader is routed again "
+      "(so that the two are never down together); its recovery is what is left after that. "
+      "full-swap takes no capacity away: the full disk only makes the worker recompute.")
+    w("")
     w("## Reproduce")
     w("")
     w("```sh")
