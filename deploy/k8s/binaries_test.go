@@ -1,0 +1,188 @@
+package k8s
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// built is the folder holding the router and node binaries, built once per test binary.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// binaries builds cmd/router and cmd/node (the binaries the images hold) and returns
+// their folder.
+func binaries(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "kvmesh-k8s")
+		if built.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", built.dir+string(filepath.Separator), "../../cmd/router", "../../cmd/node")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
+
+// helpFlag matches a flag line of Go's flag usage: "  -name" (a bool) or "  -name type".
+var helpFlag = regexp.MustCompile(`(?m)^  -([\w.-]+)( \S+)?$`)
+
+// flagSet returns a flag set declaring the flags that `bin --help` lists, as booleans or
+// strings, so that it parses a command line the way the binary would.
+func flagSet(t *testing.T, bin string) *flag.FlagSet {
+	t.Helper()
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --help: %v\n%s", bin, err, out)
+	}
+	fs := flag.NewFlagSet(filepath.Base(bin), flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, m := range helpFlag.FindAllStringSubmatch(string(out), -1) {
+		if m[2] == "" {
+			fs.Bool(m[1], false, "")
+		} else {
+			fs.String(m[1], "", "")
+		}
+	}
+	if fs.Lookup("id") == nil {
+		t.Fatalf("%s --help lists no --id flag; its output changed shape:\n%s", bin, out)
+	}
+	return fs
+}
+
+// containers returns every container of the bundle's workloads with its workload.
+func containers(b *bundle) []struct {
+	w   workload
+	ctr corev1.Container
+} {
+	var out []struct {
+		w   workload
+		ctr corev1.Container
+	}
+	for _, w := range b.workloads() {
+		for _, ctr := range w.template.Spec.Containers {
+			out = append(out, struct {
+				w   workload
+				ctr corev1.Container
+			}{w, ctr})
+		}
+	}
+	return out
+}
+
+// process is a binary started by a test, stopped at its end.
+type process struct {
+	cmd    *exec.Cmd
+	stdout *bufio.Scanner
+}
+
+func start(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stderr = &logWriter{t: t, name: filepath.Base(bin)}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+	return &process{cmd: cmd, stdout: bufio.NewScanner(out)}
+}
+
+// logWriter keeps a process's stderr for the test log, shown only when the test fails.
+type logWriter struct {
+	t    *testing.T
+	name string
+	mu   sync.Mutex
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.t.Logf("%s: %s", w.name, line)
+	}
+	return len(p), nil
+}
+
+// line returns the first stdout line of p that starts with prefix.
+func (p *process) line(t *testing.T, prefix string) string {
+	t.Helper()
+	for p.stdout.Scan() {
+		if s := p.stdout.Text(); strings.HasPrefix(s, prefix) {
+			go func() { // keep draining, so that the process never blocks on a full pipe
+				for p.stdout.Scan() {
+				}
+			}()
+			return s
+		}
+	}
+	t.Fatalf("%s exited without printing a %q line", p.cmd.Path, prefix)
+	return ""
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// status GETs url and returns the status code (0 when the request fails).
+func status(url string) int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitStatus polls url until it answers want, or fails the test at the deadline.
+func waitStatus(t *testing.T, url string, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	got := 0
+	for time.Now().Before(deadline) {
+		if got = status(url); got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: status %d after %v, want %d", url, got, within, want)
+}
