@@ -333,19 +333,24 @@ func TestNATSConfig(t *testing.T) {
 		}
 	}
 	// Passwords of the shape docs/deploy.md makes (openssl rand -hex 24), including ones
-	// that start like numbers, which NATS's config syntax would take for numbers.
+	// that NATS's config syntax would take for numbers, and one of other characters.
 	for _, password := range []string{
 		"3f9c2b7e4d1a6c8e0b5f2a9d7c3e1b4a6d8f0c2e4b6a8d1f",
 		"123456789012345678901234567890123456789012345678",
 		"1e9c2b7e4d1a6c8e0b5f2a9d7c3e1b4a6d8f0c2e4b6a8d1f",
+		"p@ss word:/=+$x{}",
 	} {
 		t.Run(password[:4], func(t *testing.T) {
 			secret := map[string]string{"user": "kvmesh", "password": password}
+			env := map[string]string{}
 			for _, e := range ctr.Env {
+				env[e.Name] = e.Value
 				if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil {
-					t.Setenv(e.Name, secret[r.SecretKeyRef.Key])
+					env[e.Name] = secret[r.SecretKeyRef.Key]
+					t.Setenv(e.Name, env[e.Name])
 				}
 			}
+			args := expand(args, env)
 			opts, err := server.ConfigureOptions(flag.NewFlagSet("nats-server", flag.ContinueOnError), args, nil, nil, nil)
 			if err != nil {
 				t.Fatalf("nats-server %v: %v", args, err)
@@ -383,3 +388,12 @@ func TestNATSConfig(t *testing.T) {
 }
 
 func intPort(p int) intstr.IntOrString { return intstr.FromInt32(int32(p)) }
+
+// expand replaces $(VAR) in args by env's values, as the kubelet does.
+func expand(args []string, env map[string]string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = varRE.ReplaceAllStringFunc(a, func(m string) string { return env[varRE.FindStringSubmatch(m)[1]] })
+	}
+	return out
+}
