@@ -3,6 +3,7 @@ package k8s
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"io"
@@ -28,17 +29,24 @@ var built struct {
 }
 
 // binaries builds cmd/router and cmd/node (the binaries the images hold) and returns
-// their folder.
+// their folder. The folder is the same on every run from the same checkout, so that go
+// build, finding the binaries up to date, does not link them again (linking both takes
+// most of this package's test time).
 func binaries(t *testing.T) string {
 	t.Helper()
 	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "kvmesh-k8s")
-		if built.err != nil {
+		root, err := filepath.Abs("../..")
+		if err != nil {
+			built.err = err
+			return
+		}
+		sum := sha256.Sum256([]byte(root))
+		built.dir = filepath.Join(os.TempDir(), fmt.Sprintf("kvmesh-k8s-test-%x", sum[:6]))
+		if built.err = os.MkdirAll(built.dir, 0o755); built.err != nil {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", built.dir+string(filepath.Separator), "../../cmd/router", "../../cmd/node")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
+		if out, err := cmd.CombinedOutput(); err != nil {
 			built.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
