@@ -3,10 +3,17 @@ package k8s
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -106,6 +113,7 @@ func containers(b *bundle) []struct {
 type process struct {
 	cmd    *exec.Cmd
 	stdout *bufio.Scanner
+	done   chan struct{} // closed once the process has exited
 }
 
 func start(t *testing.T, bin string, args ...string) *process {
@@ -120,11 +128,16 @@ func start(t *testing.T, bin string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p := &process{cmd: cmd, stdout: bufio.NewScanner(out), done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
 	t.Cleanup(func() {
 		cancel()
-		cmd.Wait()
+		<-p.done
 	})
-	return &process{cmd: cmd, stdout: bufio.NewScanner(out)}
+	return p
 }
 
 // logWriter keeps a process's stderr for the test log, shown only when the test fails.
@@ -181,8 +194,9 @@ func status(url string) int {
 	return resp.StatusCode
 }
 
-// waitStatus polls url until it answers want, or fails the test at the deadline.
-func waitStatus(t *testing.T, url string, want int, within time.Duration) {
+// waitStatus polls url until it answers want, or fails the test at the deadline or when
+// one of procs exits.
+func waitStatus(t *testing.T, url string, want int, within time.Duration, procs ...*process) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	got := 0
@@ -190,7 +204,61 @@ func waitStatus(t *testing.T, url string, want int, within time.Duration) {
 		if got = status(url); got == want {
 			return
 		}
+		for _, p := range procs {
+			select {
+			case <-p.done:
+				t.Fatalf("GET %s: status %d, and %s exited: %v", url, got, filepath.Base(p.cmd.Path), p.cmd.ProcessState)
+			default:
+			}
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("GET %s: status %d after %v, want %d", url, got, within, want)
+}
+
+// writeCerts writes a throwaway CA and one certificate it signs, for server and client
+// use, that names only the DNS name given (no IP: pods are dialled at IPs no certificate
+// lists), as the files the Secret's keys become: ca.crt, tls.crt and tls.key.
+func writeCerts(t *testing.T, dir, name string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kvmesh test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kvmesh node"}, DNSNames: []string{name},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, block := range map[string]*pem.Block{
+		"ca.crt":  {Type: "CERTIFICATE", Bytes: caDER},
+		"tls.crt": {Type: "CERTIFICATE", Bytes: der},
+		"tls.key": {Type: "PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, file), pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -248,23 +248,55 @@ func podProbes(t *testing.T, b *bundle, bin string) map[string]*corev1.HTTPGetAc
 
 var routerLine = regexp.MustCompile(`url=(\S+) gossip=(\S+) nats=(\S+)`)
 
-// TestProbesServed starts a router and a worker from the binaries, on loopback, and GETs
-// the paths their probes use: liveness (and startup) answer 200 as soon as the process
-// serves, readiness once the worker has loaded its layers and both have joined.
+// tlsArgs returns the --tls-* arguments of the container running bin, with the files of
+// the volume they name taken from dir instead.
+func tlsArgs(t *testing.T, b *bundle, bin, dir string) []string {
+	t.Helper()
+	for _, c := range containers(b) {
+		if images[c.ctr.Image] != bin {
+			continue
+		}
+		var args []string
+		for _, a := range c.ctr.Args {
+			name, value, _ := flagValue(a)
+			if !strings.HasPrefix(name, "tls-") {
+				continue
+			}
+			for _, m := range c.ctr.VolumeMounts {
+				if strings.HasPrefix(value, m.MountPath+"/") {
+					value = filepath.Join(dir, strings.TrimPrefix(value, m.MountPath+"/"))
+				}
+			}
+			args = append(args, "--"+name+"="+value)
+		}
+		return args
+	}
+	t.Fatalf("no container runs %s", bin)
+	return nil
+}
+
+// TestProbesServed starts a router and a worker from the binaries, on loopback, with the
+// manifests' TLS arguments and a certificate that names only the name those arguments
+// verify, and GETs the paths their probes use: liveness (and startup) answer 200 as soon
+// as the process serves, readiness once the worker has loaded its layers, both have
+// joined, and the router has reached the leader over mutual TLS.
 func TestProbesServed(t *testing.T) {
 	b := loadRepo(t)
 	dir := binaries(t)
+	certs := t.TempDir()
+	writeCerts(t, certs, "kvmesh-node")
 	model, tok := "../../models/stories260K.bin", "../../models/tok512.bin"
-	router := start(t, filepath.Join(dir, "router"), "--id", "router-probe", "--model", model, "--tokenizer", tok,
-		"--http", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+	router := start(t, filepath.Join(dir, "router"), append([]string{"--id", "router-probe", "--model", model, "--tokenizer", tok,
+		"--http", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, tlsArgs(t, b, "router", certs)...)...)
 	m := routerLine.FindStringSubmatch(router.line(t, "url="))
 	if m == nil {
 		t.Fatal("the router printed no url= gossip= nats= line")
 	}
 	routerURL, gossip, natsURL := m[1], m[2], m[3]
 	nodeHTTP := freePort(t)
-	start(t, filepath.Join(dir, "node"), "--id", "worker-probe", "--model", model, "--grpc", "127.0.0.1:0",
-		"--http", nodeHTTP, "--advertise", "127.0.0.1", "--gossip", "127.0.0.1:0", "--seeds", gossip, "--nats", natsURL)
+	node := start(t, filepath.Join(dir, "node"), append([]string{"--id", "worker-probe", "--model", model, "--grpc", "127.0.0.1:0",
+		"--http", nodeHTTP, "--advertise", "127.0.0.1", "--gossip", "127.0.0.1:0", "--seeds", gossip, "--nats", natsURL},
+		tlsArgs(t, b, "node", certs)...)...)
 	nodeURL := "http://" + nodeHTTP
 
 	for _, tc := range []struct {
@@ -280,7 +312,7 @@ func TestProbesServed(t *testing.T) {
 			if kind == "readiness" {
 				within = 20 * time.Second
 			}
-			waitStatus(t, tc.base+p.Path, http.StatusOK, within)
+			waitStatus(t, tc.base+p.Path, http.StatusOK, within, router, node)
 		}
 	}
 	// A path nothing serves is not mistaken for one that is.
