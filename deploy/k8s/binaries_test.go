@@ -89,21 +89,18 @@ func flagSet(t *testing.T, bin string) *flag.FlagSet {
 	return fs
 }
 
-// containers returns every container of the bundle's workloads with its workload.
-func containers(b *bundle) []struct {
+// podContainer is a container and the workload whose pods run it.
+type podContainer struct {
 	w   workload
 	ctr corev1.Container
-} {
-	var out []struct {
-		w   workload
-		ctr corev1.Container
-	}
+}
+
+// containers returns every container of the bundle's workloads.
+func containers(b *bundle) []podContainer {
+	var out []podContainer
 	for _, w := range b.workloads() {
 		for _, ctr := range w.template.Spec.Containers {
-			out = append(out, struct {
-				w   workload
-				ctr corev1.Container
-			}{w, ctr})
+			out = append(out, podContainer{w, ctr})
 		}
 	}
 	return out
