@@ -25,6 +25,7 @@ type Flags struct {
 	lan                    *bool
 	natsUser, natsPassword *string
 	tlsCert, tlsKey, tlsCA *string
+	tlsServerName          *string
 }
 
 // Register declares the shared flags on fs; gossip is the default membership address.
@@ -41,6 +42,8 @@ func Register(fs *flag.FlagSet, gossip string) *Flags {
 		tlsCert:      fs.String("tls-cert", "", "gRPC TLS certificate `file` (scripts/certs.sh makes test ones)"),
 		tlsKey:       fs.String("tls-key", "", "gRPC TLS private key `file`"),
 		tlsCA:        fs.String("tls-ca", "", "CA `file` that verifies peers (mutual TLS)"),
+		tlsServerName: fs.String("tls-server-name", "", "name to verify in every peer's certificate "+
+			"(default: the host of the dialled address; set it when nodes are dialled by IPs their certificates do not name, as on Kubernetes)"),
 	}
 }
 
@@ -62,7 +65,7 @@ func (f *Flags) NATS() kvindex.ClientConfig {
 
 // TLS is the gRPC TLS configuration (off when no file is named).
 func (f *Flags) TLS() leader.TLS {
-	return leader.TLS{CertFile: *f.tlsCert, KeyFile: *f.tlsKey, CAFile: *f.tlsCA}
+	return leader.TLS{CertFile: *f.tlsCert, KeyFile: *f.tlsKey, CAFile: *f.tlsCA, ServerName: *f.tlsServerName}
 }
 
 // Healthcheck runs the `healthcheck [URL]` subcommand: it GETs URL (default
