@@ -57,7 +57,9 @@
 // prompts or max_tokens past the context (code "context_length_exceeded"); 404 for an
 // unknown model (code "model_not_found") or path; 405 for a wrong method; 413 for a body
 // over MaxBodyBytes; 429 with Retry-After when the engine's queue is full; 503 with
-// Retry-After while not ready or draining; 500 when a generation fails.
+// Retry-After while not ready or draining, and when nothing can serve the request
+// (engine.ErrUnavailable: no pipeline in a cluster) or its pipeline failed before the
+// first token (engine.ErrPipeline); 500 when a generation fails otherwise.
 //
 // # Lifecycle
 //

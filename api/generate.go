@@ -184,6 +184,8 @@ func (s *Server) submitError(err error) (*apiError, time.Duration) {
 		return invalid("", "%v", err), 0
 	case errors.Is(err, engine.ErrClosed):
 		return unavailable("the engine is shutting down"), s.cfg.RetryAfter
+	case errors.Is(err, engine.ErrUnavailable), errors.Is(err, engine.ErrPipeline):
+		return unavailable("%v; retry later", err), s.cfg.RetryAfter
 	case errors.Is(err, context.Canceled):
 		return nil, 0
 	}

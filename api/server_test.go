@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kvmesh/kvmesh/engine"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -209,5 +212,29 @@ func TestServe(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
 		t.Error("still listening after Serve returned")
+	}
+}
+
+// TestSubmitErrorStatus: every error a generator returns maps to its status; the ones a
+// client cures by retrying carry Retry-After.
+func TestSubmitErrorStatus(t *testing.T) {
+	s := newGuardedServer(t, 256, nil)
+	for _, tt := range []struct {
+		err    error
+		status int
+		retry  bool
+	}{
+		{fmt.Errorf("x: %w", engine.ErrQueueFull), 429, true},
+		{fmt.Errorf("x: %w", engine.ErrTooLong), 400, false},
+		{fmt.Errorf("x: %w", engine.ErrInvalid), 400, false},
+		{fmt.Errorf("x: %w", engine.ErrClosed), 503, true},
+		{fmt.Errorf("router: no pipeline is serving: %w", engine.ErrUnavailable), 503, true},
+		{fmt.Errorf("%w: stage died", engine.ErrPipeline), 503, true},
+		{errors.New("disk on fire"), 500, false},
+	} {
+		e, retry := s.submitError(tt.err)
+		if e == nil || e.status != tt.status || (retry > 0) != tt.retry {
+			t.Errorf("submitError(%v) = %+v, retry %v; want %d, retry %v", tt.err, e, retry, tt.status, tt.retry)
+		}
 	}
 }

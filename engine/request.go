@@ -16,6 +16,9 @@ var (
 	ErrInvalid = errors.New("engine: invalid request")
 	// ErrClosed: the engine is shutting down and takes no new requests.
 	ErrClosed = errors.New("engine: closed")
+	// ErrUnavailable: nothing can serve the request now (in a cluster: no pipeline is
+	// serving); retry later (HTTP 503).
+	ErrUnavailable = errors.New("engine: unavailable")
 )
 
 // Request is one generation: a prompt of token ids and how to continue it.

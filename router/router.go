@@ -26,8 +26,9 @@ type Picker interface {
 	Pick(cands []kvindex.Candidate, keys []blocks.BlockHash) (best, matched int)
 }
 
-// ErrNoLeader: no leader is available to take the request.
-var ErrNoLeader = errors.New("router: no pipeline is serving")
+// ErrNoLeader: no leader is available to take the request. It wraps
+// engine.ErrUnavailable: a client retries later.
+var ErrNoLeader = fmt.Errorf("router: no pipeline is serving: %w", engine.ErrUnavailable)
 
 // Config configures a Router.
 type Config struct {
