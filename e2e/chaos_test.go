@@ -27,6 +27,8 @@ var (
 	chaosRequests   = flag.Int("chaos.requests", 32, "streaming requests of one iteration's load")
 	chaosOut        = flag.String("chaos.out", "", "write the figures of every scenario as JSON to this `file`")
 	chaosOnly       = flag.String("chaos.only", "", "run only the scenarios whose names contain this")
+	chaosReport     = flag.String("chaos.report", "", "write the reliability report (Markdown) to this `file`")
+	chaosCommand    = flag.String("chaos.command", "scripts/chaos.sh --short", "the command the report names as reproducing it")
 )
 
 // composeCluster is the compose cluster (project kvmesh) as a testCluster.
@@ -179,14 +181,18 @@ func TestChaos(t *testing.T) {
 	writeChaosResults(t, results)
 }
 
-// writeChaosResults writes the figures as JSON to -chaos.out (scripts/reliability.py
-// turns them into docs/reliability.md).
+// writeChaosResults writes the figures as JSON to -chaos.out and the report made of them
+// to -chaos.report.
 func writeChaosResults(t *testing.T, results []scenarioResult) {
+	date := time.Now()
+	if err := writeReliability(results, date); err != nil {
+		t.Fatal(err)
+	}
 	if *chaosOut == "" {
 		return
 	}
 	b, err := json.MarshalIndent(map[string]any{
-		"date": time.Now().UTC().Format(time.RFC3339), "cluster": "deploy/compose/docker-compose.yml",
+		"date": date.UTC().Format(time.RFC3339), "cluster": "deploy/compose/docker-compose.yml",
 		"iterations": *chaosIterations, "requests_per_iteration": *chaosRequests, "scenarios": results,
 	}, "", "  ")
 	if err != nil {
@@ -195,4 +201,13 @@ func writeChaosResults(t *testing.T, results []scenarioResult) {
 	if err := os.WriteFile(*chaosOut, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeReliability writes the report to -chaos.report, if set.
+func writeReliability(results []scenarioResult, date time.Time) error {
+	if *chaosReport == "" {
+		return nil
+	}
+	md := reliabilityReport(results, date, *chaosIterations, *chaosRequests, maxAttempts, *chaosCommand)
+	return os.WriteFile(*chaosReport, []byte(md), 0o644)
 }

@@ -24,7 +24,7 @@
 // builds the images first and always removes the cluster) runs every scenario against
 // the containers: kills of each stage position and of a router, a pause, a partition,
 // and the disk tiers' warm restart, corrupt file and full volume (chaos_swap_test.go). It
-// writes its figures as JSON (-chaos.out); scripts/reliability.py turns them into
-// docs/reliability.md. The default run drives the process cluster through the same pause
+// writes its figures as JSON (-chaos.out) and the report made of them, docs/reliability.md
+// (-chaos.report; chaos_report_test.go renders it). The default run drives the process cluster through the same pause
 // scenario (TestPauseWorker).
 package e2e

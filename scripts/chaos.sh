@@ -26,12 +26,13 @@ scripts/images.sh
 timeout=$((20 + iterations * 8))m
 log=${out%.json}.log
 set +e
+report=${out%.json}.md
 go test -tags chaos -count=1 -timeout "$timeout" ./e2e -run Chaos -v \
-  -chaos.iterations "$iterations" -chaos.out "$(realpath "$out")" >"$log" 2>&1
+  -chaos.iterations "$iterations" -chaos.out "$(realpath "$out")" \
+  -chaos.report "$(realpath "$report")" -chaos.command "scripts/chaos.sh ${*:---short}" >"$log" 2>&1
 status=$?
 set -e
 grep -E '^\s*(--- |[a-z_]+_test\.go:[0-9]+: |PASS|FAIL|ok )' "$log" | cut -c1-400 || true
 [ "$status" = 0 ] || echo "chaos.sh: the suite failed; its whole output: $log, the containers' logs: .chaos/compose-logs.txt" >&2
-[ -s "$out" ] && python3 scripts/reliability.py "$out" "scripts/chaos.sh ${*:---short}" >"${out%.json}.md"
-if [ "${KVMESH_CHAOS_REPORT:-}" = 1 ] && [ "$status" = 0 ]; then cp "${out%.json}.md" docs/reliability.md; fi
+if [ "${KVMESH_CHAOS_REPORT:-}" = 1 ] && [ "$status" = 0 ]; then cp "$report" docs/reliability.md; fi
 exit "$status"
