@@ -43,6 +43,9 @@ type downstream struct {
 	// step has succeeded since the last failed one, after which the engine forgot it).
 	clean bool
 	stale bool // the session was replaced while not clean: fail the next Send
+	// retired: clients the node's loop replaced, closed by the engine's loop once no step
+	// in flight went through them (a client is used by one goroutine at a time).
+	retired []*shard.StageClient
 
 	sent []*shard.StageClient // the client of each step in flight, oldest first (the engine's loop only)
 }
@@ -59,7 +62,7 @@ func (d *downstream) sync(addrs []string) bool {
 	d.mu.Lock()
 	if !slices.Equal(addrs, d.addrs) {
 		if d.client != nil {
-			d.client.Close()
+			d.retired = append(d.retired, d.client)
 			d.client = nil
 		}
 		d.addrs = addrs
@@ -93,8 +96,23 @@ func (d *downstream) sync(addrs []string) bool {
 	return true
 }
 
+// closeRetired closes the retired clients no step in flight went through. Only the
+// engine's loop calls it.
+func (d *downstream) closeRetired() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.retired = slices.DeleteFunc(d.retired, func(c *shard.StageClient) bool {
+		if slices.Contains(d.sent, c) {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
 // Send sends st through the current session's client.
 func (d *downstream) Send(ctx context.Context, st *engine.StageStep) error {
+	d.closeRetired()
 	d.mu.Lock()
 	c, stale := d.client, d.stale
 	d.stale = false
@@ -124,6 +142,7 @@ func (d *downstream) Send(ctx context.Context, st *engine.StageStep) error {
 // calls it.
 func (d *downstream) failed() {
 	d.sent = d.sent[:0]
+	d.closeRetired()
 	d.mu.Lock()
 	d.clean = true
 	if d.client != nil {
@@ -150,6 +169,7 @@ func (d *downstream) Recv(ctx context.Context) ([]int, error) {
 	d.mu.Lock()
 	d.clean = false // the prefix cache holds this session's blocks now
 	d.mu.Unlock()
+	d.closeRetired()
 	return tokens, nil
 }
 
@@ -164,6 +184,7 @@ func (d *downstream) Have(ctx context.Context, keys []blocks.BlockHash) (int, er
 	return c.Have(ctx, keys)
 }
 
+// close closes every client; the engine has shut down.
 func (d *downstream) close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -171,4 +192,8 @@ func (d *downstream) close() {
 		d.client.Close()
 		d.client = nil
 	}
+	for _, c := range d.retired {
+		c.Close()
+	}
+	d.retired = nil
 }
