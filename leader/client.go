@@ -59,7 +59,7 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	creds, err := cfg.TLS.clientCredentials()
+	creds, err := clientCredentials(cfg.TLS)
 	if err != nil {
 		return nil, err
 	}

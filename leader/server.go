@@ -52,7 +52,7 @@ func NewServer(eng Engine, cfg ServerConfig) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	creds, err := cfg.TLS.serverCredentials()
+	creds, err := serverCredentials(cfg.TLS)
 	if err != nil {
 		return nil, err
 	}

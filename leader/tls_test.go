@@ -164,7 +164,7 @@ func TestTLSConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
 			if tc.server {
-				_, err = tc.tls.serverCredentials()
+				_, err = serverCredentials(tc.tls)
 			} else {
 				_, err = Dial(context.Background(), "127.0.0.1:1", ClientConfig{TLS: tc.tls})
 			}

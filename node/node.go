@@ -350,7 +350,7 @@ func (n *Node) startStage() error {
 	sc := shard.DefaultStageServerConfig()
 	sc.Model, sc.Range, sc.Logger = n.model, n.rng, n.cfg.Logger
 	sc.SwapPath, sc.SwapMaxBytes = n.cfg.Engine.SwapPath, n.cfg.Engine.SwapMaxBytes
-	sc.TLS = shard.TLS(n.cfg.TLS)
+	sc.TLS = n.cfg.TLS
 	var err error
 	if n.ssrv, err = shard.NewStageServer(sc); err != nil {
 		return err
@@ -380,7 +380,7 @@ func (n *Node) startLeader(ctx context.Context) error {
 		n.down.geometry = shard.PipelineConfig{
 			Model: n.model.Identity(), FirstLayer: n.rng.Last, Pipeline: n.pipe,
 			BlockSize: ec.BlockSize, NumBlocks: n.engine.Stats().BlocksTotal, KVDType: ec.KVDType,
-			MaxTokens: max(ec.MaxBatchTokens, 256), Logger: n.cfg.Logger, TLS: shard.TLS(n.cfg.TLS),
+			MaxTokens: max(ec.MaxBatchTokens, 256), Logger: n.cfg.Logger, TLS: n.cfg.TLS,
 		}
 	}
 	lc := leader.DefaultServerConfig()

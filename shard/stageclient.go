@@ -55,7 +55,7 @@ func DialPipeline(ctx context.Context, cfg PipelineConfig) (*StageClient, error)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	creds, err := cfg.TLS.clientCredentials()
+	creds, err := stageCredentials(cfg.TLS.ClientCredentials())
 	if err != nil {
 		return nil, err
 	}

@@ -1,18 +1,15 @@
 package shard
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kvmesh/kvmesh/blocks"
+	"github.com/kvmesh/kvmesh/internal/grpctls"
 	"github.com/kvmesh/kvmesh/model"
 	"github.com/kvmesh/kvmesh/model/tensor"
 )
@@ -217,76 +214,14 @@ func fillDuration(d *time.Duration, def time.Duration) {
 	}
 }
 
-// TLS names the PEM files of one side of a stage connection, as leader.TLS does. All
-// empty (the default) means plain TCP without encryption.
-type TLS struct {
-	// CertFile and KeyFile are this side's certificate chain and private key. A server
-	// with TLS needs them; a client presents them for mutual TLS.
-	CertFile, KeyFile string
-	// CAFile holds the certificates of the authorities this side trusts. On a server it
-	// turns on mutual TLS: every client must present a certificate signed by one of them.
-	// On a client it verifies the server; empty means the system's roots.
-	CAFile string
-	// ServerName is the name a client verifies in the server's certificate. Default: the
-	// host part of the dialled address.
-	ServerName string
-}
+// TLS names the PEM files of one side of a stage connection (grpctls.Files), as
+// leader.TLS does. All empty (the default) means plain TCP without encryption.
+type TLS = grpctls.Files
 
-// off reports whether t names no files: plain TCP.
-func (t TLS) off() bool { return t.CertFile == "" && t.KeyFile == "" && t.CAFile == "" }
-
-// serverCredentials returns the transport credentials of a server.
-func (t TLS) serverCredentials() (credentials.TransportCredentials, error) {
-	if t.off() {
-		return insecure.NewCredentials(), nil
-	}
-	if t.CertFile == "" || t.KeyFile == "" {
-		return nil, fmt.Errorf("%w: a TLS server needs its cert and key files", ErrStageConfig)
-	}
-	cfg, err := t.config()
+// stageCredentials wraps an error of grpctls in ErrStageConfig.
+func stageCredentials(creds credentials.TransportCredentials, err error) (credentials.TransportCredentials, error) {
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrStageConfig, err)
 	}
-	if cfg.RootCAs != nil {
-		cfg.ClientCAs, cfg.RootCAs = cfg.RootCAs, nil
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return credentials.NewTLS(cfg), nil
-}
-
-// clientCredentials returns the transport credentials of a client.
-func (t TLS) clientCredentials() (credentials.TransportCredentials, error) {
-	if t.off() {
-		return insecure.NewCredentials(), nil
-	}
-	cfg, err := t.config()
-	if err != nil {
-		return nil, err
-	}
-	cfg.ServerName = t.ServerName
-	return credentials.NewTLS(cfg), nil
-}
-
-// config loads the files: the certificate (if named) and the CA pool (if named) as
-// RootCAs.
-func (t TLS) config() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrStageConfig, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrStageConfig, err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: no PEM certificate in %s", ErrStageConfig, t.CAFile)
-		}
-	}
-	return cfg, nil
+	return creds, nil
 }

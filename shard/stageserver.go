@@ -90,11 +90,11 @@ func NewStageServer(cfg StageServerConfig) (*StageServer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	screds, err := cfg.TLS.serverCredentials()
+	screds, err := stageCredentials(cfg.TLS.ServerCredentials())
 	if err != nil {
 		return nil, err
 	}
-	ccreds, err := cfg.TLS.clientCredentials()
+	ccreds, err := stageCredentials(cfg.TLS.ClientCredentials())
 	if err != nil {
 		return nil, err
 	}
