@@ -160,7 +160,7 @@ func (d *downstream) Recv(ctx context.Context) ([]int, error) {
 		return nil, errNoPipeline
 	}
 	c := d.sent[0]
-	d.sent = d.sent[1:]
+	d.sent = slices.Delete(d.sent, 0, 1) // in place: the queue keeps its array
 	tokens, err := c.Recv(ctx)
 	if err != nil {
 		d.failed() // the session ended with every step in it

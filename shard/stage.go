@@ -173,7 +173,7 @@ func (c *Chain) Recv(context.Context) ([]int, error) {
 		return nil, errors.New("shard: no step in flight")
 	}
 	tokens := c.done[0]
-	c.done = c.done[1:]
+	c.done = slices.Delete(c.done, 0, 1)
 	return tokens, nil
 }
 

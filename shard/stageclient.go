@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -180,7 +181,7 @@ func (c *StageClient) Recv(ctx context.Context) ([]int, error) {
 		c.reset()
 		return nil, err
 	}
-	c.sent = c.sent[1:]
+	c.sent = slices.Delete(c.sent, 0, 1) // in place: the queue keeps its array
 	return tokens, nil
 }
 
