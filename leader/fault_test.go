@@ -218,7 +218,7 @@ func startProxy(t *testing.T, target string) *proxy {
 	}
 	p := &proxy{ln: ln, target: target, thaw: make(chan struct{})}
 	var conns sync.WaitGroup
-	var mu sync.Mutex
+	var mu sync.Mutex // protects open
 	var open []net.Conn
 	go func() {
 		for {

@@ -187,7 +187,7 @@ func TestErrorsThatNoLeaderCures(t *testing.T) {
 // indexOf feeds engines' prefix-cache events into a kvindex.Index, as the NATS subscriber
 // does, so routing can be tested in one process.
 type indexOf struct {
-	mu  sync.Mutex
+	mu  sync.Mutex // protects ix, es and seq
 	ix  *kvindex.Index
 	es  map[string]*engine.Engine
 	seq map[string]uint64

@@ -136,7 +136,7 @@ func start(t *testing.T, bin string, args ...string) *process {
 type logWriter struct {
 	t    *testing.T
 	name string
-	mu   sync.Mutex
+	mu   sync.Mutex // serialises Write: one process writes its stderr from more than one goroutine
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
