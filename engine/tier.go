@@ -66,24 +66,16 @@ func openTier(ctx context.Context, cfg Config, cache *blocks.Cache, identity str
 		stages: cfg.Downstream != nil,
 	}
 	t.have, _ = cfg.Downstream.(KeyHolder)
-	var stale []swap.Key
-	err = store.Range(func(k swap.Key, m swap.Meta) bool {
-		switch {
-		case m.Kind == swap.KindPrivate:
-			stale = append(stale, k) // a sequence of a previous run: nobody will resume it
-		case m.DType != t.dtype || (m.Encoding == swap.EncodingInt8) != t.int8:
-			stale = append(stale, k)
-		default:
-			t.onDisk[blocks.BlockHash(k)] = struct{}{}
-		}
-		return true
+	// A sequence of a previous run (KindPrivate) is dropped: nobody will resume it.
+	kept, err := store.Prune(ctx, func(k swap.Key, m swap.Meta) bool {
+		return m.Kind != swap.KindPrivate && m.DType == t.dtype && (m.Encoding == swap.EncodingInt8) == t.int8
 	})
-	if err == nil && len(stale) > 0 {
-		err = store.DeleteBatch(ctx, stale)
-	}
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("engine: disk tier: %w", err)
+	}
+	for _, k := range kept {
+		t.onDisk[blocks.BlockHash(k)] = struct{}{}
 	}
 	if len(t.onDisk) > 0 {
 		cfg.Logger.Info("disk tier reopened: cached prefixes serve hits again", "path", cfg.SwapPath, "blocks", len(t.onDisk))

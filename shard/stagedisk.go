@@ -56,21 +56,15 @@ func openStageDisk(ctx context.Context, path, id string, dtype blocks.DType, max
 		return nil, fmt.Errorf("stage disk tier: %w", err)
 	}
 	d := &stageDisk{store: store, id: id, dtype: uint8(dtype), log: log, held: map[blocks.BlockHash]struct{}{}}
-	var stale []swap.Key
-	err = store.Range(func(k swap.Key, m swap.Meta) bool {
-		if m.Kind != swap.KindPrefix || m.DType != d.dtype || m.Encoding != swap.EncodingRaw {
-			stale = append(stale, k)
-		} else {
-			d.held[blocks.BlockHash(k)] = struct{}{}
-		}
-		return true
+	kept, err := store.Prune(ctx, func(k swap.Key, m swap.Meta) bool {
+		return m.Kind == swap.KindPrefix && m.DType == d.dtype && m.Encoding == swap.EncodingRaw
 	})
-	if err == nil && len(stale) > 0 {
-		err = store.DeleteBatch(ctx, stale)
-	}
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("stage disk tier: %w", err)
+	}
+	for _, k := range kept {
+		d.held[blocks.BlockHash(k)] = struct{}{}
 	}
 	if len(d.held) > 0 {
 		log.Info("stage disk tier reopened: its prefix blocks serve again once the leader asks", "path", path, "blocks", len(d.held))

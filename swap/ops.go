@@ -304,6 +304,28 @@ func (s *Store) isCorrupt(k Key, v []byte) bool {
 	return err != nil
 }
 
+// Prune is a warm restart's sweep: it deletes every entry keep refuses (another type,
+// another encoding, a sequence of a previous run) and returns the keys of the rest, in key
+// order. keep runs as Range's fn does.
+func (s *Store) Prune(ctx context.Context, keep func(k Key, m Meta) bool) ([]Key, error) {
+	var kept, stale []Key
+	err := s.Range(func(k Key, m Meta) bool {
+		if keep(k, m) {
+			kept = append(kept, k)
+		} else {
+			stale = append(stale, k)
+		}
+		return true
+	})
+	if err == nil {
+		err = s.DeleteBatch(ctx, stale)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return kept, nil
+}
+
 // Range calls fn for every entry in key order with its meta, without
 // reading or checking payloads (it checks each header's checksum), until fn
 // returns false. It is what a warm restart rebuilds its index from. Entries

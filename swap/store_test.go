@@ -347,3 +347,58 @@ func TestPutRejectsTooManyTokens(t *testing.T) {
 		t.Errorf("Stats %+v", st)
 	}
 }
+
+// TestPrune: Prune deletes the entries keep refuses, returns the others' keys, and what
+// it deleted is gone after a reopen.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	cfg, _ := testConfig(t)
+	s := openTest(t, cfg)
+	const n = 20
+	var es []Entry
+	for i := range n {
+		m := testMeta(i)
+		if i%3 == 0 {
+			m.DType = 2 // another KV type: to drop
+		}
+		es = append(es, Entry{Key: testKey(i), Meta: m, Payload: testPayload(uint64(i), 100)})
+	}
+	if err := s.PutBatch(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.Prune(ctx, func(_ Key, m Meta) bool { return m.DType == 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Key]bool{}
+	for i := range n {
+		if i%3 != 0 {
+			want[testKey(i)] = true
+		}
+	}
+	if len(kept) != len(want) {
+		t.Fatalf("kept %d keys, want %d", len(kept), len(want))
+	}
+	for _, k := range kept {
+		if !want[k] {
+			t.Errorf("kept %v, which keep refused", k)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, cfg)
+	listed := 0
+	if err := s.Range(func(_ Key, m Meta) bool {
+		listed++
+		if m.DType != 1 {
+			t.Errorf("an entry of type %d survived the prune", m.DType)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if listed != len(want) {
+		t.Errorf("%d entries after reopening, want %d", listed, len(want))
+	}
+}
