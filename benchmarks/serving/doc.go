@@ -11,10 +11,16 @@
 //     on and off.
 //   - Swap: throughput when the disk tier carries three quarters of a working set of shared
 //     prefixes, against the run whose memory holds it all, and against recomputing.
+//   - Pipeline: decode throughput of a two-stage pipeline (a leader and a stage server on a
+//     loopback gRPC socket, splitting the thread budget between them, with one or more
+//     micro-batches in flight) against one engine that runs every layer on all the threads.
+//     Both decode the same requests and must generate the same tokens; the leader takes the
+//     layers that balance the weights each side reads (the last stage also reads the
+//     classifier).
 //
 // Each benchmark is a function of a model and a Config with documented defaults; it
 // returns a result with the figure, the baseline, their ratio and whether the ratio meets
-// the target. The command kvmesh servebench prints them.
+// the target. The commands kvmesh servebench and kvmesh pipebench print them.
 //
 // # Invariants
 //

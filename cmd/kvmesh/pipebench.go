@@ -11,7 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/kvmesh/kvmesh/benchmarks/pipeline"
+	"github.com/kvmesh/kvmesh/benchmarks/serving"
 )
 
 func init() {
@@ -54,7 +54,7 @@ func runPipebench(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Measure(ctx, m, pipeline.Config{Seqs: *seqs, Tokens: *tokens, Threads: *threads, MicroBatches: micro, Repeat: *repeat})
+	res, err := serving.Pipeline(ctx, m, serving.PipelineConfig{Seqs: *seqs, Tokens: *tokens, Threads: *threads, MicroBatches: micro, Repeat: *repeat})
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runPipebench(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			Model string `json:"model"`
-			pipeline.Result
+			serving.PipelineResult
 			Load string `json:"load_average"`
 		}{name, res, loadAverage()})
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package serving
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"github.com/kvmesh/kvmesh/model/ckpt"
 )
 
-// TestMeasure runs a small comparison on the test model: every pipeline run generates the
+// TestPipeline runs a small comparison on the test model: every pipeline run generates the
 // single engine's tokens (Measure fails otherwise) and reports a throughput.
-func TestMeasure(t *testing.T) {
+func TestPipeline(t *testing.T) {
 	m := testmodel.Load(t)
-	res, err := Measure(context.Background(), m, Config{Seqs: 4, Tokens: 16, MicroBatches: []int{1, 2, 3}})
+	res, err := Pipeline(context.Background(), m, PipelineConfig{Seqs: 4, Tokens: 16, MicroBatches: []int{1, 2, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,17 +26,17 @@ func TestMeasure(t *testing.T) {
 	}
 }
 
-func TestConfigRejects(t *testing.T) {
+func TestPipelineConfigRejects(t *testing.T) {
 	m := testmodel.Load(t)
-	for _, cfg := range []Config{
+	for _, cfg := range []PipelineConfig{
 		{Threads: 1},
 		{Split: 5},
 		{Split: -1},
 		{Tokens: 10000},
 		{Seqs: -1},
 	} {
-		if _, err := Measure(context.Background(), m, cfg); err == nil {
-			t.Errorf("Measure(%+v) = nil error", cfg)
+		if _, err := Pipeline(context.Background(), m, cfg); err == nil {
+			t.Errorf("Pipeline(%+v) = nil error", cfg)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package serving
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 	"github.com/kvmesh/kvmesh/shard"
 )
 
-// Config is one comparison. Zero values take the documented defaults.
-type Config struct {
+// PipelineConfig is one comparison. Zero values take the documented defaults.
+type PipelineConfig struct {
 	// Seqs is how many sequences decode at once. Default 16.
 	Seqs int
 	// Tokens is how many tokens each sequence generates. Default 64.
@@ -45,7 +45,7 @@ type Config struct {
 	Repeat int
 }
 
-func (c *Config) fill(m *model.Model) error {
+func (c *PipelineConfig) validate(m *model.Model) error {
 	if c.Seqs == 0 {
 		c.Seqs = 16
 	}
@@ -75,13 +75,13 @@ func (c *Config) fill(m *model.Model) error {
 	}
 	switch {
 	case c.Seqs < 1 || c.Tokens < 1 || c.Prompt < 1 || c.Repeat < 1:
-		return fmt.Errorf("pipeline bench: seqs, tokens, prompt and repeat must be positive")
+		return fmt.Errorf("serving: pipeline: seqs, tokens, prompt and repeat must be positive")
 	case c.Threads < 2:
-		return fmt.Errorf("pipeline bench: %d threads cannot be split between two stages", c.Threads)
+		return fmt.Errorf("serving: pipeline: %d threads cannot be split between two stages", c.Threads)
 	case c.Split < 1 || c.Split >= m.Config.Layers:
-		return fmt.Errorf("pipeline bench: split %d of a %d-layer model", c.Split, m.Config.Layers)
+		return fmt.Errorf("serving: pipeline: split %d of a %d-layer model", c.Split, m.Config.Layers)
 	case c.Prompt+c.Tokens > m.Config.SeqLen:
-		return fmt.Errorf("pipeline bench: %d tokens past the context of %d", c.Prompt+c.Tokens, m.Config.SeqLen)
+		return fmt.Errorf("serving: pipeline: %d tokens past the context of %d", c.Prompt+c.Tokens, m.Config.SeqLen)
 	}
 	return nil
 }
@@ -100,8 +100,8 @@ func balancedSplit(c ckpt.Config) int {
 	return best
 }
 
-// Run is one decode run.
-type Run struct {
+// PipelineRun is one decode run.
+type PipelineRun struct {
 	Name         string  `json:"name"`
 	MicroBatches int     `json:"micro_batches,omitempty"`
 	Seconds      float64 `json:"seconds"`
@@ -110,19 +110,19 @@ type Run struct {
 	Ratio        float64 `json:"ratio"` // TokPerSec over the single engine's
 }
 
-// Result is a comparison: the single engine first, then one run per micro-batch count.
-type Result struct {
+// PipelineResult is a comparison: the single engine first, then one run per micro-batch count.
+type PipelineResult struct {
 	Seqs, Threads, Split int
-	Runs                 []Run
+	Runs                 []PipelineRun
 }
 
-// Measure decodes the same requests on a single engine and on two-stage pipelines.
-func Measure(ctx context.Context, m *model.Model, cfg Config) (Result, error) {
-	if err := cfg.fill(m); err != nil {
-		return Result{}, err
+// Pipeline decodes the same requests on a single engine and on two-stage pipelines.
+func Pipeline(ctx context.Context, m *model.Model, cfg PipelineConfig) (PipelineResult, error) {
+	if err := cfg.validate(m); err != nil {
+		return PipelineResult{}, err
 	}
-	reqs := requests(m, cfg)
-	res := Result{Seqs: cfg.Seqs, Threads: cfg.Threads, Split: cfg.Split}
+	reqs := pipelineRequests(m, cfg)
+	res := PipelineResult{Seqs: cfg.Seqs, Threads: cfg.Threads, Split: cfg.Split}
 	// Room for every sequence, and at least one full-context sequence (the engine's floor).
 	numBlocks := max(cfg.Seqs*((cfg.Prompt+cfg.Tokens)/cfg.BlockSize+2), (m.Config.SeqLen+cfg.BlockSize-1)/cfg.BlockSize+1)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -131,8 +131,8 @@ func Measure(ctx context.Context, m *model.Model, cfg Config) (Result, error) {
 
 	single := ecfg
 	single.Threads = cfg.Threads
-	res.Runs = make([]Run, 1+len(cfg.MicroBatches))
-	faster := func(i int, r Run) {
+	res.Runs = make([]PipelineRun, 1+len(cfg.MicroBatches))
+	faster := func(i int, r PipelineRun) {
 		if res.Runs[i].TokPerSec < r.TokPerSec {
 			res.Runs[i] = r
 		}
@@ -142,7 +142,7 @@ func Measure(ctx context.Context, m *model.Model, cfg Config) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		base, want, err := decode(ctx, e, reqs)
+		base, want, err := decodeAll(ctx, e, reqs)
 		if err != nil {
 			return res, fmt.Errorf("single engine: %w", err)
 		}
@@ -167,17 +167,17 @@ func Measure(ctx context.Context, m *model.Model, cfg Config) (Result, error) {
 }
 
 // pipelined runs reqs on a leader of cfg.Split layers and a stage server on loopback.
-func pipelined(ctx context.Context, m *model.Model, cfg Config, ecfg engine.Config, mb int, reqs []engine.Request, log *slog.Logger) (Run, [][]int, error) {
+func pipelined(ctx context.Context, m *model.Model, cfg PipelineConfig, ecfg engine.Config, mb int, reqs []engine.Request, log *slog.Logger) (PipelineRun, [][]int, error) {
 	leaderThreads := cfg.Threads / 2
 	pool := tensor.NewPool(cfg.Threads - leaderThreads)
 	defer pool.Close()
 	srv, err := shard.NewStageServer(shard.StageServerConfig{Model: m, Range: shard.Range{First: cfg.Split, Last: m.Config.Layers}, Pool: pool, Logger: log})
 	if err != nil {
-		return Run{}, nil, err
+		return PipelineRun{}, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return Run{}, nil, err
+		return PipelineRun{}, nil, err
 	}
 	go srv.Serve(ln)
 	defer srv.Stop()
@@ -187,22 +187,22 @@ func pipelined(ctx context.Context, m *model.Model, cfg Config, ecfg engine.Conf
 		FirstLayer: cfg.Split, BlockSize: ecfg.BlockSize, NumBlocks: ecfg.NumBlocks, KVDType: blocks.FP32,
 		MaxTokens: ecfg.MaxBatchTokens, Logger: log})
 	if err != nil {
-		return Run{}, nil, err
+		return PipelineRun{}, nil, err
 	}
 	defer client.Close()
 	ecfg.Threads, ecfg.Downstream, ecfg.LeaderLayers, ecfg.MicroBatches = leaderThreads, client, cfg.Split, mb
 	e, err := engine.New(m, ecfg)
 	if err != nil {
-		return Run{}, nil, err
+		return PipelineRun{}, nil, err
 	}
-	run, out, err := decode(ctx, e, reqs)
+	run, out, err := decodeAll(ctx, e, reqs)
 	run.Name, run.MicroBatches = "two stages, loopback gRPC", mb
 	return run, out, err
 }
 
 // requests makes cfg.Seqs requests of random prompts, sampled with seeds so that no
 // sequence ends early on a greedy loop, and with no stop token but the model's BOS.
-func requests(m *model.Model, cfg Config) []engine.Request {
+func pipelineRequests(m *model.Model, cfg PipelineConfig) []engine.Request {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
 	reqs := make([]engine.Request, cfg.Seqs)
 	for i := range reqs {
@@ -216,33 +216,25 @@ func requests(m *model.Model, cfg Config) []engine.Request {
 	return reqs
 }
 
-// decode submits every request at once and waits for all; it shuts e down.
-func decode(ctx context.Context, e *engine.Engine, reqs []engine.Request) (Run, [][]int, error) {
-	defer e.Shutdown(context.Background())
+// decodeAll runs reqs at once on e, shuts e down, and reports the throughput and every
+// request's tokens.
+func decodeAll(ctx context.Context, e *engine.Engine, reqs []engine.Request) (PipelineRun, [][]int, error) {
 	start := time.Now()
-	chans := make([]<-chan engine.Event, len(reqs))
-	for i, r := range reqs {
-		var err error
-		if chans[i], err = e.Submit(ctx, r); err != nil {
-			return Run{}, nil, err
-		}
-	}
-	out := make([][]int, len(reqs))
-	n := 0
-	for i, ch := range chans {
-		for ev := range ch {
-			if ev.Err != nil {
-				return Run{}, nil, ev.Err
-			}
-			if ev.Finish == "" {
-				out[i] = append(out[i], ev.Token)
-				n++
-			}
-		}
-	}
+	outs, err := run(ctx, e, reqs)
 	secs := time.Since(start).Seconds()
-	if n == 0 {
-		return Run{}, nil, errors.New("no token generated")
+	if serr := shutdown(e); err == nil {
+		err = serr
 	}
-	return Run{Seconds: secs, Tokens: n, TokPerSec: float64(n) / secs}, out, nil
+	if err != nil {
+		return PipelineRun{}, nil, err
+	}
+	n := generated(outs)
+	if n == 0 {
+		return PipelineRun{}, nil, errors.New("serving: no token generated")
+	}
+	tokens := make([][]int, len(outs))
+	for i, o := range outs {
+		tokens[i] = o.tokens
+	}
+	return PipelineRun{Seconds: secs, Tokens: n, TokPerSec: float64(n) / secs}, tokens, nil
 }
