@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/kvmesh/kvmesh/blocks"
 	"github.com/kvmesh/kvmesh/model/sample"
@@ -79,8 +80,9 @@ func (e *Engine) recvPipeline() error {
 		err = fmt.Errorf("%d tokens for %d samples", len(tokens), len(f.specs))
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrPipeline, err)
+		return fmt.Errorf("%w: %v", ErrPipeline, err) // f stays: stepFailed abandons every flight
 	}
+	e.flights = slices.Delete(e.flights, 0, 1)
 	e.land(f, tokens)
 	return nil
 }

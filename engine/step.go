@@ -125,8 +125,9 @@ func (e *Engine) newFlight() *flight {
 	return &flight{}
 }
 
-// land hands out the tokens of f, one per spec, and ends f. A sequence that ended while
-// f was in flight (cancelled, or failed with its request) is skipped.
+// land hands out the tokens of f, one per spec, and ends f (which is no longer in
+// e.flights). A sequence that ended while f was in flight (cancelled, or failed with its
+// request) is skipped.
 func (e *Engine) land(f *flight, tokens []int) {
 	sc := e.sc
 	e.met.stepSeconds.Observe(time.Since(f.start).Seconds())
@@ -155,7 +156,6 @@ func (e *Engine) land(f *flight, tokens []int) {
 			next++
 		}
 	}
-	e.flights = slices.DeleteFunc(e.flights, func(x *flight) bool { return x == f })
 	e.drop(f)
 }
 
